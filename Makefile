@@ -1,0 +1,54 @@
+# rlcomp: `make book` builds the site, `make test` runs the tests. Both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= full
+CHAPTERS := $(basename $(notdir $(wildcard notebooks/[0-9][0-9]-*.py)))
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: venv book chapters site test test-fast lint checkpoints baseline clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## book: run every chapter with papermill (PROFILE=full|smoke), then build the static site
+book: chapters site
+	@echo "The book is at $(CURDIR)/book/_build/html/index.html"
+
+chapters: $(STAMP)
+	@for ch in $(CHAPTERS); do \
+	  echo "== $$ch ($(PROFILE))"; \
+	  $(BIN)/python -m rlcomp.chapters run $$ch --profile $(PROFILE) --out book/$$ch.ipynb || exit 1; \
+	done
+
+site: $(STAMP)
+	$(BIN)/jupyter-book build book/ -W -n --keep-going
+
+## test: the whole suite (unit, learning, determinism, notebook regression)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check rlcomp tests benchmarks notebooks
+
+## checkpoints: retrain the committed agents with the recorded settings (long: see checkpoints/README.md)
+checkpoints: $(STAMP)
+	bash checkpoints/make_checkpoints.sh
+
+## baseline: re-execute the smoke setup chapter that the nbval regression test compares against
+baseline: $(STAMP)
+	$(BIN)/python -m rlcomp.chapters baseline
+
+clean:
+	rm -rf book/_build

@@ -1,0 +1,196 @@
+"""Trained agents on disk: ``NAME.safetensors`` (tensors) beside ``NAME.json`` (everything else).
+
+Loading parses the safetensors header and JSON only; nothing is ever unpickled. Both files are
+written to temporary names first and renamed into place, so a failed save leaves no half-written
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from rlcomp.agents.policy import Policy
+from rlcomp.envs import resolve_env_id
+from rlcomp.nets import ObsNormalizer, mlp
+
+FORMAT = "rlcomp-checkpoint/1"
+"""The ``format`` field of every checkpoint this version writes and reads."""
+
+ALGOS = ("ddqn", "pg")
+"""Algorithm names a checkpoint can carry."""
+
+
+class CheckpointError(ValueError):
+    """A file that is missing, not a checkpoint, damaged, or for another environment."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: its tensors, its JSON metadata and the digest of its tensor file."""
+
+    tensors: dict[str, torch.Tensor]
+    meta: dict
+    digest: str
+    path: Path
+
+    @property
+    def env_id(self) -> str:
+        return self.meta["env_id"]
+
+    @property
+    def algo(self) -> str:
+        return self.meta["algo"]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def checkpoint_paths(name: str | os.PathLike) -> tuple[Path, Path]:
+    """The ``(.safetensors, .json)`` pair a checkpoint name denotes.
+
+    A checkpoint is named by either of its files or by their common path without extension.
+    """
+    path = Path(name)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(stem: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    """Write a checkpoint; ``meta`` must name ``env_id``, ``algo`` and ``architecture``.
+
+    Returns:
+        The common path of the two files, without extension.
+    """
+    for key in ("env_id", "algo", "architecture"):
+        if key not in meta:
+            raise ValueError(f"checkpoint metadata needs {key!r}")
+    if meta["algo"] not in ALGOS:
+        raise ValueError(f"algo must be one of {ALGOS}, got {meta['algo']!r}")
+    st_path, json_path = checkpoint_paths(stem)
+    header = {"format": FORMAT, "env_id": meta["env_id"], "algo": meta["algo"],
+              "architecture": json.dumps(meta["architecture"])}
+    blob = save_safetensors_bytes({k: v.contiguous() for k, v in tensors.items()}, metadata=header)
+    full_meta = {"format": FORMAT, **meta, "digest": hashlib.sha256(blob).hexdigest()}
+    text = json.dumps(full_meta, indent=1, sort_keys=False, allow_nan=False) + "\n"
+    _atomic_write(st_path, blob)
+    _atomic_write(json_path, text.encode())
+    return st_path.with_suffix("")
+
+
+def _read_header(blob: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors blob, or raise if the header is not safetensors."""
+    if len(blob) < 8:
+        raise CheckpointError("too short to be a safetensors file")
+    n = int.from_bytes(blob[:8], "little")
+    if n <= 0 or 8 + n > len(blob):
+        raise CheckpointError("not a safetensors file (bad or truncated header)")
+    try:
+        header = json.loads(blob[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError("not a safetensors file (header is not JSON)") from exc
+    if not isinstance(header, dict):
+        raise CheckpointError("not a safetensors file (header is not a JSON object)")
+    return header.get("__metadata__") or {}
+
+
+def load_checkpoint(name: str | os.PathLike, env_id: str | None = None) -> Checkpoint:
+    """Load and validate a checkpoint; with ``env_id``, refuse one trained on another environment.
+
+    Raises:
+        CheckpointError: with a one-line reason, for a missing, foreign, truncated, inconsistent or
+            wrong-environment checkpoint.
+    """
+    st_path, json_path = checkpoint_paths(name)
+    for p in (st_path, json_path):
+        if not p.is_file():
+            raise CheckpointError(f"{name}: no checkpoint file {p}")
+    try:
+        meta = json.loads(json_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{json_path}: not a checkpoint (not valid JSON)") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path}: not an rlcomp checkpoint (format is not {FORMAT})")
+    blob = st_path.read_bytes()
+    try:
+        header = _read_header(blob)
+        tensors = load_safetensors_bytes(blob)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{st_path}: {exc}") from exc
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"{st_path}: damaged safetensors file ({exc})") from exc
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{st_path}: not an rlcomp checkpoint (no {FORMAT} metadata)")
+    digest = hashlib.sha256(blob).hexdigest()
+    if meta.get("digest") != digest:
+        raise CheckpointError(f"{st_path}: does not match {json_path.name} (digest differs)")
+    for key in ("env_id", "algo"):
+        if header.get(key) != meta.get(key):
+            raise CheckpointError(f"{st_path}: {key} disagrees with {json_path.name}")
+    if meta["algo"] not in ALGOS:
+        raise CheckpointError(f"{json_path}: unknown algorithm {meta['algo']!r}")
+    if env_id is not None:
+        wanted = resolve_env_id(env_id, notify=False)
+        if meta["env_id"] != wanted:
+            raise CheckpointError(
+                f"{st_path.with_suffix('')}: trained on {meta['env_id']}, not {wanted}")
+    ckpt = Checkpoint(tensors=tensors, meta=meta, digest=digest, path=st_path.with_suffix(""))
+    _check_shapes(ckpt)
+    return ckpt
+
+
+def _check_shapes(ckpt: Checkpoint) -> None:
+    sizes = ckpt.meta["architecture"]["net"]
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = ckpt.tensors.get(f"net.{2 * i}.weight")
+        b = ckpt.tensors.get(f"net.{2 * i}.bias")
+        if w is None or b is None or tuple(w.shape) != (n_out, n_in) or tuple(b.shape) != (n_out,):
+            raise CheckpointError(f"{ckpt.path}: tensors do not match architecture {sizes}")
+
+
+def build_net(ckpt: Checkpoint, prefix: str = "net") -> torch.nn.Sequential:
+    """The MLP stored under ``prefix`` (``net`` is the network that compression acts on)."""
+    net = mlp(ckpt.meta["architecture"][prefix])
+    state = {k[len(prefix) + 1 :]: v for k, v in ckpt.tensors.items() if k.startswith(prefix + ".")}
+    net.load_state_dict(state)
+    return net
+
+
+def policy_from_checkpoint(ckpt: Checkpoint) -> Policy:
+    """The deterministic evaluation policy of a checkpoint (greedy or Gaussian mean)."""
+    net = build_net(ckpt)
+    if ckpt.algo == "ddqn":
+        return Policy(net=net, action="argmax")
+    norm = None
+    if "obs_norm.mean" in ckpt.tensors:
+        norm = ObsNormalizer(ckpt.tensors["obs_norm.mean"].numpy(),
+                             ckpt.tensors["obs_norm.var"].numpy())
+    bounds = ckpt.meta.get("action_bounds")
+    low = np.asarray(bounds[0], dtype=np.float32) if bounds else None
+    high = np.asarray(bounds[1], dtype=np.float32) if bounds else None
+    return Policy(net=net, action="mean", obs_norm=norm, action_low=low, action_high=high)

@@ -1,0 +1,243 @@
+"""Double DQN (van Hasselt et al., 2016) for discrete-action environments, read top to bottom.
+
+The online network chooses the next action and the target network scores it
+(:func:`double_dqn_target`); everything else is DQN (Mnih et al., 2015): a replay buffer, an
+epsilon-greedy schedule, the Huber loss and a periodically copied target network. The run keeps the
+snapshot with the best greedy evaluation, measured on seeds disjoint from those of the final
+100-episode evaluation.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlcomp.agents.common import (
+    SELECTION_SEED_BASE,
+    ProgressFn,
+    TrainResult,
+    check_disjoint_seeds,
+)
+from rlcomp.agents.policy import Policy
+from rlcomp.envs import make_env, resolve_env_id, set_seed
+from rlcomp.nets import as_tensor, mlp
+from rlcomp.probes.rollout import evaluate_policy
+
+
+@dataclass(frozen=True)
+class DDQNConfig:
+    """Hyperparameters of a Double DQN run."""
+
+    env_id: str = "LunarLander-v3"
+    """Gymnasium environment id (discrete actions)."""
+    seed: int = 0
+    """Seed of the network initialisation, exploration, replay sampling and training episodes."""
+    total_steps: int = 300_000
+    """Environment steps to train for."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the Q-network."""
+    lr: float = 6.3e-4
+    """Adam learning rate."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity in transitions."""
+    batch_size: int = 128
+    """Transitions per gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    learning_starts: int = 5_000
+    """Environment steps of pure exploration before the first gradient step."""
+    train_freq: int = 4
+    """Environment steps between rounds of gradient steps."""
+    gradient_steps: int = 4
+    """Gradient steps per round."""
+    target_update_interval: int = 1_000
+    """Environment steps between copies of the online network into the target network."""
+    eps_start: float = 1.0
+    """Initial exploration probability."""
+    eps_end: float = 0.05
+    """Final exploration probability."""
+    eps_fraction: float = 0.15
+    """Fraction of total_steps over which exploration decays linearly to eps_end."""
+    max_grad_norm: float = 10.0
+    """Gradient norm clip."""
+    eval_interval: int = 10_000
+    """Environment steps between greedy evaluations that select the kept snapshot."""
+    eval_episodes: int = 20
+    """Episodes per selection evaluation (seeds from 1,000,000 on)."""
+    final_eval_episodes: int = 100
+    """Episodes of the final evaluation of the kept snapshot."""
+    final_eval_seed: int = 0
+    """First seed of the final evaluation (episode i uses final_eval_seed + i)."""
+
+    def __post_init__(self) -> None:
+        positive = ("total_steps", "buffer_size", "batch_size", "train_freq", "gradient_steps",
+                    "target_update_interval", "eval_interval", "eval_episodes",
+                    "final_eval_episodes")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("eps_start", "eps_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.eps_fraction <= 1.0:
+            raise ValueError(f"eps_fraction must be in (0, 1], got {self.eps_fraction}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be positive widths, got {self.hidden}")
+        check_disjoint_seeds(self.final_eval_seed, self.final_eval_episodes, self.eval_episodes)
+
+
+def double_dqn_target(
+    online: nn.Module,
+    target: nn.Module,
+    rewards: torch.Tensor,
+    next_obs: torch.Tensor,
+    terminated: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """The Double DQN target ``r + gamma * (1 - terminated) * Q_target(s', argmax_a Q_online(s', a))``.
+
+    The online network chooses the next action, the target network scores it. Episodes cut by a time
+    limit are not terminated: their target still bootstraps.
+    """
+    with torch.no_grad():
+        next_actions = online(next_obs).argmax(dim=1, keepdim=True)
+        next_q = target(next_obs).gather(1, next_actions).squeeze(1)
+        return rewards + gamma * (1.0 - terminated) * next_q
+
+
+class ReplayBuffer:
+    """A fixed-capacity ring buffer of transitions, sampled uniformly with its own generator."""
+
+    def __init__(self, capacity: int, obs_dim: int, seed: int) -> None:
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.capacity, self.size, self.pos = capacity, 0, 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, obs, action, reward, next_obs, terminated) -> None:
+        i = self.pos
+        self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
+        self.next_obs[i], self.terminated[i] = next_obs, float(terminated)
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        idx = self.rng.integers(0, self.size, size=batch_size)
+        return (
+            torch.from_numpy(self.obs[idx]),
+            torch.from_numpy(self.actions[idx]),
+            torch.from_numpy(self.rewards[idx]),
+            torch.from_numpy(self.next_obs[idx]),
+            torch.from_numpy(self.terminated[idx]),
+        )
+
+
+def epsilon_at(step: int, config: DDQNConfig) -> float:
+    """Exploration probability after ``step`` environment steps (linear decay, then constant)."""
+    decay_steps = config.eps_fraction * config.total_steps
+    frac = min(1.0, step / decay_steps)
+    return config.eps_start + frac * (config.eps_end - config.eps_start)
+
+
+def greedy_policy(q_net: nn.Module) -> Policy:
+    """The greedy policy of a Q-network."""
+    return Policy(net=q_net, action="argmax")
+
+
+def train_ddqn(config: DDQNConfig, progress: ProgressFn | None = None) -> TrainResult:
+    """Train a Double DQN agent and evaluate its best snapshot on the final evaluation seeds."""
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    env_id = resolve_env_id(config.env_id, notify=False)
+    set_seed(config.seed)
+    env = make_env(env_id)
+    if not hasattr(env.action_space, "n"):
+        raise ValueError(f"Double DQN needs discrete actions; {env_id} has {env.action_space}")
+    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+    sizes = [obs_dim, *config.hidden, n_actions]
+
+    q_net = mlp(sizes)
+    target_net = copy.deepcopy(q_net)
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.lr, fused=True)
+    buffer = ReplayBuffer(config.buffer_size, obs_dim, seed=config.seed)
+    explore_rng = np.random.default_rng(config.seed + 1)
+
+    curve: dict[str, list] = {"episode_end_step": [], "episode_return": [],
+                              "eval_step": [], "eval_mean_return": []}
+    best_return, best_state, best_step = -np.inf, copy.deepcopy(q_net.state_dict()), 0
+    eval_round = 0
+
+    obs, _ = env.reset(seed=config.seed)
+    episode_return = 0.0
+    for step in range(1, config.total_steps + 1):
+        if explore_rng.random() < epsilon_at(step, config):
+            action = int(explore_rng.integers(n_actions))
+        else:
+            with torch.no_grad():
+                action = int(q_net(as_tensor(obs[None]))[0].argmax())
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)
+        obs, episode_return = next_obs, episode_return + float(reward)
+        if terminated or truncated:
+            curve["episode_end_step"].append(step)
+            curve["episode_return"].append(episode_return)
+            obs, _ = env.reset()
+            episode_return = 0.0
+
+        if step > config.learning_starts and step % config.train_freq == 0:
+            for _ in range(config.gradient_steps):
+                b_obs, b_act, b_rew, b_next, b_term = buffer.sample(config.batch_size)
+                y = double_dqn_target(q_net, target_net, b_rew, b_next, b_term, config.gamma)
+                q = q_net(b_obs).gather(1, b_act[:, None]).squeeze(1)
+                loss = F.smooth_l1_loss(q, y)
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
+                optimizer.step()
+        if step % config.target_update_interval == 0:
+            target_net.load_state_dict(q_net.state_dict())
+
+        if step % config.eval_interval == 0 or step == config.total_steps:
+            selection_seed = SELECTION_SEED_BASE + eval_round * config.eval_episodes
+            result = evaluate_policy(greedy_policy(q_net), env_id, config.eval_episodes,
+                                     seed=selection_seed)
+            eval_round += 1
+            mean_return = float(np.mean(result.returns))
+            curve["eval_step"].append(step)
+            curve["eval_mean_return"].append(mean_return)
+            if mean_return >= best_return:
+                best_return, best_step = mean_return, step
+                best_state = copy.deepcopy(q_net.state_dict())
+        if progress is not None and (step % 1000 == 0 or step == config.total_steps):
+            recent = curve["episode_return"][-20:]
+            progress(step, float(np.mean(recent)) if recent else None)
+    env.close()
+
+    q_net.load_state_dict(best_state)
+    final = evaluate_policy(greedy_policy(q_net), env_id, config.final_eval_episodes,
+                            seed=config.final_eval_seed)
+    return TrainResult(
+        tensors={f"net.{k}": v.detach().clone() for k, v in q_net.state_dict().items()},
+        architecture={"net": sizes},
+        curve=curve,
+        selected_step=best_step,
+        final_eval=final.summary(),
+        train_steps=config.total_steps,
+        wall_seconds=time.perf_counter() - wall_start,
+        cpu_seconds=time.process_time() - cpu_start,
+        extra={"config": asdict(config)},
+    )

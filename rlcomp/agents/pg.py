@@ -1,0 +1,326 @@
+"""Policy gradient with a Gaussian policy for continuous actions, read top to bottom.
+
+A state-independent log-std Gaussian policy and a separate value network learn from vectorized
+rollouts with reward-to-go returns, a value baseline, GAE(lambda) (Schulman et al., 2016) and
+per-minibatch advantage normalisation. ``clip=None`` optimises the vanilla policy-gradient loss
+``-log pi(a|s) * A``; a number optimises PPO's clipped surrogate (Schulman et al., 2017).
+Observations (and, for training only, rewards) are normalised by running statistics, as
+Stable-Baselines3's ``VecNormalize`` does; the observation statistics are saved with the policy and
+applied outside the network that gets compressed.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlcomp.agents.common import (
+    SELECTION_SEED_BASE,
+    ProgressFn,
+    TrainResult,
+    check_disjoint_seeds,
+)
+from rlcomp.agents.policy import Policy
+from rlcomp.envs import make_vec_env, resolve_env_id, set_seed
+from rlcomp.nets import ObsNormalizer, RunningMeanStd, as_tensor, mlp
+from rlcomp.probes.rollout import evaluate_policy
+
+
+@dataclass(frozen=True)
+class PGConfig:
+    """Hyperparameters of a policy-gradient run (defaults: PPO tuned for HalfCheetah)."""
+
+    env_id: str = "HalfCheetah-v5"
+    """Gymnasium environment id (continuous actions)."""
+    seed: int = 0
+    """Seed of the network initialisation, action sampling, minibatches and training episodes."""
+    total_steps: int = 1_000_000
+    """Environment steps to train for (all environments together)."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the policy and of the value network."""
+    num_envs: int = 1
+    """Environments stepped in lockstep during rollouts."""
+    rollout_steps: int = 512
+    """Steps per environment between updates."""
+    lr: float = 2.0633e-5
+    """Adam learning rate of policy and value network."""
+    gamma: float = 0.98
+    """Discount factor."""
+    gae_lambda: float = 0.92
+    """GAE lambda (1.0 gives reward-to-go minus the baseline)."""
+    clip: float | None = 0.1
+    """PPO clip range; none for the vanilla policy-gradient loss."""
+    update_epochs: int = 20
+    """Passes over each rollout."""
+    minibatch_size: int = 64
+    """Transitions per gradient step."""
+    ent_coef: float = 0.000401762
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.58096
+    """Weight of the value loss."""
+    max_grad_norm: float = 0.8
+    """Gradient norm clip."""
+    log_std_init: float = -2.0
+    """Initial log standard deviation of the Gaussian policy."""
+    normalize_obs: bool = True
+    """Normalise observations by running statistics (saved with the policy)."""
+    normalize_reward: bool = True
+    """Scale rewards by the running std of the discounted return (training only)."""
+    eval_interval: int = 50_000
+    """Environment steps between mean-action evaluations that select the kept snapshot."""
+    eval_episodes: int = 10
+    """Episodes per selection evaluation (seeds from 1,000,000 on)."""
+    final_eval_episodes: int = 100
+    """Episodes of the final evaluation of the kept snapshot."""
+    final_eval_seed: int = 0
+    """First seed of the final evaluation (episode i uses final_eval_seed + i)."""
+
+    def __post_init__(self) -> None:
+        positive = ("total_steps", "num_envs", "rollout_steps", "update_epochs", "minibatch_size",
+                    "eval_interval", "eval_episodes", "final_eval_episodes")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be > 0 or none, got {self.clip}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be positive widths, got {self.hidden}")
+        check_disjoint_seeds(self.final_eval_seed, self.final_eval_episodes, self.eval_episodes)
+
+
+def reward_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float,
+                 last_values: np.ndarray | None = None) -> np.ndarray:
+    """Discounted return from each step to the end of its episode (or of the rollout).
+
+    Args:
+        rewards: shaped ``(T, N)``, ``N`` environments.
+        dones: shaped ``(T, N)``; ``dones[t]`` is 1 where an episode ended with step ``t``.
+        gamma: discount factor.
+        last_values: shaped ``(N,)``, the value that bootstraps an episode still running after the
+            last step (zeros if omitted).
+    """
+    T = rewards.shape[0]
+    out = np.zeros_like(rewards, dtype=np.float64)
+    running = np.zeros(rewards.shape[1:]) if last_values is None else np.asarray(last_values, float)
+    for t in reversed(range(T)):
+        running = rewards[t] + gamma * running * (1.0 - dones[t])
+        out[t] = running
+    return out
+
+
+def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,
+        gamma: float, lam: float) -> np.ndarray:
+    """Generalized advantage estimates ``A_t = sum_k (gamma lam)^k delta_{t+k}``.
+
+    ``delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)``; episodes cut by a time limit
+    are expected to carry their bootstrap ``gamma * V(s_final)`` in ``r_t`` already.
+
+    Args:
+        rewards: shaped ``(T, N)``.
+        values: ``V(s_t)``, shaped ``(T, N)``.
+        dones: shaped ``(T, N)``; 1 where an episode ended with step ``t``.
+        last_values: ``V(s_T)`` of the observation after the rollout, shaped ``(N,)``.
+        gamma: discount factor.
+        lam: GAE lambda; 1 gives reward-to-go minus the values, 0 the one-step TD error.
+    """
+    T = rewards.shape[0]
+    advantages = np.zeros_like(rewards, dtype=np.float64)
+    next_adv = np.zeros(rewards.shape[1:])
+    next_values = np.asarray(last_values, dtype=np.float64)
+    for t in reversed(range(T)):
+        nonterminal = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_values * nonterminal - values[t]
+        next_adv = delta + gamma * lam * nonterminal * next_adv
+        advantages[t] = next_adv
+        next_values = values[t]
+    return advantages
+
+
+class GaussianPolicy(nn.Module):
+    """``N(mean_net(obs), exp(log_std))``: an MLP for the mean and a state-independent log-std."""
+
+    def __init__(self, sizes: list[int], log_std_init: float) -> None:
+        super().__init__()
+        self.mean_net = mlp(sizes)
+        self.log_std = nn.Parameter(torch.full((sizes[-1],), float(log_std_init)))
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        return torch.distributions.Normal(self.mean_net(obs), self.log_std.exp())
+
+
+def mean_policy(policy: GaussianPolicy, obs_rms: RunningMeanStd | None,
+                low: np.ndarray, high: np.ndarray) -> Policy:
+    """The deterministic evaluation policy: the Gaussian's mean, clipped to the action bounds."""
+    norm = ObsNormalizer(obs_rms.mean, obs_rms.var) if obs_rms is not None else None
+    return Policy(net=policy.mean_net, action="mean", obs_norm=norm, action_low=low,
+                  action_high=high)
+
+
+def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResult:
+    """Train a Gaussian policy by policy gradient and evaluate its best snapshot."""
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    env_id = resolve_env_id(config.env_id, notify=False)
+    set_seed(config.seed)
+    envs = make_vec_env(env_id, config.num_envs, seed=config.seed)
+    space = envs.single_action_space
+    if not hasattr(space, "low"):
+        raise ValueError(f"policy gradient here needs continuous actions; {env_id} has {space}")
+    obs_dim, act_dim = envs.single_observation_space.shape[0], space.shape[0]
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+    sizes = [obs_dim, *config.hidden, act_dim]
+
+    policy = GaussianPolicy(sizes, config.log_std_init)
+    value_net = mlp([obs_dim, *config.hidden, 1])
+    params = list(policy.parameters()) + list(value_net.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
+    batch_rng = np.random.default_rng(config.seed + 1)
+    obs_rms = RunningMeanStd((obs_dim,)) if config.normalize_obs else None
+    ret_rms = RunningMeanStd(()) if config.normalize_reward else None
+    discounted = np.zeros(config.num_envs)
+
+    def normalize(o: np.ndarray) -> np.ndarray:
+        if obs_rms is None:
+            return o.astype(np.float32)
+        return np.clip((o - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -10, 10).astype(
+            np.float32)
+
+    T, N = config.rollout_steps, config.num_envs
+    b_obs = np.zeros((T, N, obs_dim), dtype=np.float32)
+    b_act = np.zeros((T, N, act_dim), dtype=np.float32)
+    b_logp = np.zeros((T, N), dtype=np.float32)
+    b_rew = np.zeros((T, N))
+    b_done = np.zeros((T, N))
+    b_val = np.zeros((T, N))
+
+    curve: dict[str, list] = {"episode_end_step": [], "episode_return": [],
+                              "eval_step": [], "eval_mean_return": []}
+    best = (-np.inf, 0, None)
+    eval_round, next_eval = 0, config.eval_interval
+    episode_returns = np.zeros(N)
+
+    raw_obs = envs.initial_obs
+    if obs_rms is not None:
+        obs_rms.update(raw_obs)
+    obs = normalize(raw_obs)
+    step = 0
+    while step < config.total_steps:
+        # Collect a rollout of T steps in each of the N environments.
+        for t in range(T):
+            with torch.no_grad():
+                obs_t = as_tensor(obs)
+                dist = policy.distribution(obs_t)
+                action = dist.sample()
+                b_logp[t] = dist.log_prob(action).sum(-1).numpy()
+                b_val[t] = value_net(obs_t).squeeze(-1).numpy()
+            b_obs[t], b_act[t] = obs, action.numpy()
+            raw_next, reward, terminated, truncated, info = envs.step(
+                np.clip(action.numpy(), low, high))
+            step += N
+            done = terminated | truncated
+            episode_returns += reward
+            for i in np.flatnonzero(done):
+                curve["episode_end_step"].append(step)
+                curve["episode_return"].append(float(episode_returns[i]))
+                episode_returns[i] = 0.0
+            if obs_rms is not None:
+                obs_rms.update(raw_next)
+            if ret_rms is not None:
+                discounted = discounted * config.gamma + reward
+                ret_rms.update(discounted)
+                reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -10, 10)
+                discounted[done] = 0.0
+            reward = np.asarray(reward, dtype=np.float64)
+            cut = np.flatnonzero(truncated & ~terminated)
+            if cut.size:
+                final_obs = normalize(np.stack([info["final_obs"][i] for i in cut]))
+                with torch.no_grad():
+                    reward[cut] += config.gamma * value_net(as_tensor(final_obs)).squeeze(-1).numpy()
+            b_rew[t], b_done[t] = reward, done
+            obs = normalize(raw_next)
+        with torch.no_grad():
+            last_values = value_net(as_tensor(obs)).squeeze(-1).numpy()
+        advantages = gae(b_rew, b_val, b_done, last_values, config.gamma, config.gae_lambda)
+        returns = advantages + b_val
+
+        # Update policy and value network on the rollout.
+        flat_obs = torch.from_numpy(b_obs.reshape(T * N, obs_dim))
+        flat_act = torch.from_numpy(b_act.reshape(T * N, act_dim))
+        flat_logp = torch.from_numpy(b_logp.reshape(-1))
+        flat_adv = torch.from_numpy(advantages.reshape(-1).astype(np.float32))
+        flat_ret = torch.from_numpy(returns.reshape(-1).astype(np.float32))
+        for _ in range(config.update_epochs):
+            order = batch_rng.permutation(T * N)
+            for start in range(0, T * N, config.minibatch_size):
+                idx = torch.from_numpy(order[start : start + config.minibatch_size])
+                dist = policy.distribution(flat_obs[idx])
+                logp = dist.log_prob(flat_act[idx]).sum(-1)
+                adv = flat_adv[idx]
+                if adv.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if config.clip is None:
+                    policy_loss = -(logp * adv).mean()
+                else:
+                    ratio = (logp - flat_logp[idx]).exp()
+                    clipped = ratio.clamp(1.0 - config.clip, 1.0 + config.clip)
+                    policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+                value_loss = (value_net(flat_obs[idx]).squeeze(-1) - flat_ret[idx]).pow(2).mean()
+                entropy = dist.entropy().sum(-1).mean()
+                loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+
+        # Evaluate the mean action on selection seeds; keep the best snapshot.
+        if step >= next_eval or step >= config.total_steps:
+            next_eval += config.eval_interval
+            selection_seed = SELECTION_SEED_BASE + eval_round * config.eval_episodes
+            result = evaluate_policy(mean_policy(policy, obs_rms, low, high), env_id,
+                                     config.eval_episodes, seed=selection_seed)
+            eval_round += 1
+            mean_return = float(np.mean(result.returns))
+            curve["eval_step"].append(step)
+            curve["eval_mean_return"].append(mean_return)
+            if mean_return >= best[0]:
+                best = (mean_return, step, (copy.deepcopy(policy.state_dict()),
+                                            copy.deepcopy(value_net.state_dict()),
+                                            copy.deepcopy(obs_rms)))
+        if progress is not None:
+            recent = curve["episode_return"][-10:]
+            progress(step, float(np.mean(recent)) if recent else None)
+    envs.close()
+
+    _, best_step, (policy_state, value_state, obs_rms) = best
+    policy.load_state_dict(policy_state)
+    value_net.load_state_dict(value_state)
+    final = evaluate_policy(mean_policy(policy, obs_rms, low, high), env_id,
+                            config.final_eval_episodes, seed=config.final_eval_seed)
+    tensors = {f"net.{k}": v.detach().clone() for k, v in policy.mean_net.state_dict().items()}
+    tensors["log_std"] = policy.log_std.detach().clone()
+    tensors.update({f"value_net.{k}": v.detach().clone()
+                    for k, v in value_net.state_dict().items()})
+    if obs_rms is not None:
+        tensors["obs_norm.mean"] = torch.from_numpy(obs_rms.mean.copy())
+        tensors["obs_norm.var"] = torch.from_numpy(obs_rms.var.copy())
+    return TrainResult(
+        tensors=tensors,
+        architecture={"net": sizes, "value_net": [obs_dim, *config.hidden, 1]},
+        curve=curve,
+        selected_step=best_step,
+        final_eval=final.summary(),
+        train_steps=step,
+        wall_seconds=time.perf_counter() - wall_start,
+        cpu_seconds=time.process_time() - cpu_start,
+        extra={"config": asdict(config), "action_bounds": [low.tolist(), high.tolist()]},
+    )

@@ -1,0 +1,67 @@
+"""Network builders shared by the agents, and the observation normaliser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """A ReLU multilayer perceptron: ``mlp([8, 256, 256, 4])`` is Linear-ReLU-Linear-ReLU-Linear."""
+    if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
+        raise ValueError(f"layer sizes must be at least two positive integers, got {list(sizes)}")
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(int(n_in), int(n_out)))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def layer_sizes(net: nn.Sequential) -> list[int]:
+    """The widths of an MLP built by :func:`mlp`, input first."""
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    return [linears[0].in_features] + [m.out_features for m in linears]
+
+
+class RunningMeanStd:
+    """Running mean and variance of a stream of vectors (parallel algorithm of Chan et al.)."""
+
+    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = float(epsilon)
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold a batch shaped ``(n, *shape)`` into the statistics."""
+        batch = np.asarray(batch, dtype=np.float64)
+        b_mean, b_var, b_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        delta = b_mean - self.mean
+        total = self.count + b_count
+        self.mean = self.mean + delta * b_count / total
+        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
+        self.var = m2 / total
+        self.count = total
+
+
+class ObsNormalizer:
+    """Frozen observation normalisation ``clip((obs - mean) / sqrt(var + eps), -clip, clip)``.
+
+    It sits outside the network that gets compressed, so compression never touches it.
+    """
+
+    def __init__(self, mean: np.ndarray, var: np.ndarray, clip: float = 10.0, eps: float = 1e-8):
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.std = np.sqrt(np.asarray(var, dtype=np.float64) + eps)
+        self.clip = float(clip)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip((obs - self.mean) / self.std, -self.clip, self.clip).astype(np.float32)
+
+
+def as_tensor(obs: np.ndarray) -> torch.Tensor:
+    """Observations as a float32 tensor."""
+    return torch.as_tensor(np.asarray(obs, dtype=np.float32))

@@ -1,0 +1,1 @@
+"""Measurements of a policy: returns, time, resources, size."""
