@@ -101,7 +101,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> dict[str, set[str]]:
     return owners
 
 
-def _train(args: argparse.Namespace, owners: dict[str, set[str]]) -> int:
+def _train(args: argparse.Namespace, owners: dict[str, set[str]], argv: list[str]) -> int:
     from tqdm import tqdm
 
     from rlcomp.agents.train import make_config, train_and_save
@@ -129,7 +129,7 @@ def _train(args: argparse.Namespace, owners: dict[str, set[str]]) -> int:
 
     try:
         path, result = train_and_save(args.algo, config, args.out, progress,
-                                      command=["rlcomp", *sys.argv[1:]])
+                                      command=["rlcomp", *argv])
     except ValueError as exc:
         raise UsageError(f"rlcomp train: {exc}") from exc
     finally:
@@ -212,9 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser, owners = build_parser()
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
         if args.command == "train":
-            return _train(args, owners)
+            return _train(args, owners, argv)
         return _evaluate(args)
     except UsageError as exc:
         print(str(exc).splitlines()[0] if str(exc) else "rlcomp: error", file=sys.stderr)

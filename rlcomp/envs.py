@@ -77,12 +77,14 @@ def set_seed(seed: int, *, threads: int | None = 1) -> None:
     """Seed Python, NumPy and PyTorch; by default also run PyTorch on one thread.
 
     One thread makes CPU results bit-identical from run to run and matches the study's
-    "isolated processor".
+    "isolated processor". Denormal floats are flushed to zero: without it, Adam's tiny second
+    moments make small-network training several times slower on x86 CPUs.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.set_flush_denormal(True)
     if threads is not None:
         torch.set_num_threads(threads)

@@ -54,7 +54,7 @@ class DDQNConfig:
     """Environment steps of pure exploration before the first gradient step."""
     train_freq: int = 4
     """Environment steps between rounds of gradient steps."""
-    gradient_steps: int = 4
+    gradient_steps: int = 2
     """Gradient steps per round."""
     target_update_interval: int = 1_000
     """Environment steps between copies of the online network into the target network."""

@@ -12,6 +12,7 @@ applied outside the network that gets compressed.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -147,6 +148,9 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values:
     return advantages
 
 
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
 class GaussianPolicy(nn.Module):
     """``N(mean_net(obs), exp(log_std))``: an MLP for the mean and a state-independent log-std."""
 
@@ -155,8 +159,14 @@ class GaussianPolicy(nn.Module):
         self.mean_net = mlp(sizes)
         self.log_std = nn.Parameter(torch.full((sizes[-1],), float(log_std_init)))
 
-    def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
-        return torch.distributions.Normal(self.mean_net(obs), self.log_std.exp())
+    def log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Log-density of ``actions`` under ``N(mean, exp(log_std))``, summed over action dims."""
+        z = (actions - mean) * torch.exp(-self.log_std)
+        return (-0.5 * z.pow(2) - self.log_std - LOG_SQRT_2PI).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        """Entropy of the Gaussian (the same for every state)."""
+        return (self.log_std + 0.5 + LOG_SQRT_2PI).sum()
 
 
 def mean_policy(policy: GaussianPolicy, obs_rms: RunningMeanStd | None,
@@ -219,9 +229,9 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
         for t in range(T):
             with torch.no_grad():
                 obs_t = as_tensor(obs)
-                dist = policy.distribution(obs_t)
-                action = dist.sample()
-                b_logp[t] = dist.log_prob(action).sum(-1).numpy()
+                mean = policy.mean_net(obs_t)
+                action = mean + policy.log_std.exp() * torch.randn_like(mean)
+                b_logp[t] = policy.log_prob(mean, action).numpy()
                 b_val[t] = value_net(obs_t).squeeze(-1).numpy()
             b_obs[t], b_act[t] = obs, action.numpy()
             raw_next, reward, terminated, truncated, info = envs.step(
@@ -263,8 +273,7 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
             order = batch_rng.permutation(T * N)
             for start in range(0, T * N, config.minibatch_size):
                 idx = torch.from_numpy(order[start : start + config.minibatch_size])
-                dist = policy.distribution(flat_obs[idx])
-                logp = dist.log_prob(flat_act[idx]).sum(-1)
+                logp = policy.log_prob(policy.mean_net(flat_obs[idx]), flat_act[idx])
                 adv = flat_adv[idx]
                 if adv.numel() > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -275,7 +284,7 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
                     clipped = ratio.clamp(1.0 - config.clip, 1.0 + config.clip)
                     policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
                 value_loss = (value_net(flat_obs[idx]).squeeze(-1) - flat_ret[idx]).pow(2).mean()
-                entropy = dist.entropy().sum(-1).mean()
+                entropy = policy.entropy()
                 loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
                 optimizer.zero_grad()
                 loss.backward()

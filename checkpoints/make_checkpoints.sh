@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Retrain the committed agents with the recorded settings: three seeds per environment.
+# Each run is pinned to one core (taskset) with one PyTorch thread, as the targets are per core.
+# Usage: bash checkpoints/make_checkpoints.sh [ddqn|pg|all] [SEEDS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which="${1:-all}"; shift || true
+seeds=("${@:-0 1 2}")
+read -r -a seeds <<< "${seeds[*]}"
+core="${RLCOMP_CORE:-0}"
+run() { taskset -c "$core" .venv/bin/rlcomp train "$@" --out checkpoints --json; }
+for seed in "${seeds[@]}"; do
+  if [[ "$which" == all || "$which" == ddqn ]]; then
+    run --env LunarLander-v3 --algo ddqn --seed "$seed"
+  fi
+  if [[ "$which" == all || "$which" == pg ]]; then
+    run --env HalfCheetah-v5 --algo pg --seed "$seed"
+  fi
+done

@@ -1,0 +1,275 @@
+"""Trained agents as tables and figures: what each checkpoint achieved and what it cost to train.
+
+Every number comes from a checkpoint's JSON (:func:`rlcomp.agents.checkpoint.load_checkpoint`); the
+only numbers defined here are the training targets the project set for the two agents of the study.
+Functions return pandas DataFrames or draw into a given matplotlib ``ax``; the setup chapter calls
+them and holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from rlcomp.agents.checkpoint import Checkpoint, load_checkpoint
+from rlcomp.envs import STUDY_ENVS
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a trained agent must reach: a mean return within a step and a wall-clock budget."""
+
+    algo: str
+    """Algorithm the target applies to."""
+    min_return: float
+    """Lowest acceptable mean return of the final (100-episode) evaluation."""
+    max_steps: int
+    """Most environment steps the training may take."""
+    max_wall_seconds: float
+    """Most wall-clock seconds the training may take."""
+
+    def describe(self) -> str:
+        """The target in words, e.g. ``mean return >= 240 within 300k steps and 600 s``."""
+        steps = (f"{self.max_steps // 1_000_000}M" if self.max_steps % 1_000_000 == 0
+                 else f"{self.max_steps // 1000}k")
+        return (f"mean return >= {self.min_return:g} within {steps} steps "
+                f"and {self.max_wall_seconds:g} s")
+
+
+TARGETS: dict[str, Target] = {
+    "LunarLander-v3": Target(algo="ddqn", min_return=240.0, max_steps=300_000,
+                             max_wall_seconds=600.0),
+    "HalfCheetah-v5": Target(algo="pg", min_return=3000.0, max_steps=1_000_000,
+                             max_wall_seconds=1800.0),
+}
+"""The project's training target for each environment of the study."""
+
+ALGO_NAMES = {"ddqn": "Double DQN", "pg": "policy gradient"}
+"""Readable names of the algorithms."""
+
+TABLE_COLUMNS = [
+    "env", "algo", "variant", "train_seed", "train_steps", "selected_step", "eval_episodes",
+    "mean_return", "std_return", "iqm_return", "train_wall_seconds", "train_cpu_seconds",
+    "target", "meets_target", "name",
+]
+"""Columns of :func:`checkpoint_table`, one row per checkpoint."""
+
+CURVE_COLUMNS = ["env", "algo", "variant", "train_seed", "curve", "step", "return"]
+"""Columns of :func:`curve_table`, one row per point of a training curve."""
+
+
+def load_checkpoints(directory: str | os.PathLike) -> list[Checkpoint]:
+    """Load every checkpoint in ``directory`` (each ``NAME.json`` beside its ``NAME.safetensors``).
+
+    JSON files without a tensor file beside them are not checkpoints and are skipped; a directory
+    that does not exist holds no checkpoints.
+
+    Raises:
+        CheckpointError: for a damaged or inconsistent checkpoint.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    paths = sorted(p for p in directory.glob("*.json") if p.with_suffix(".safetensors").is_file())
+    return sorted((load_checkpoint(p) for p in paths), key=_order)
+
+
+def _order(ckpt: Checkpoint) -> tuple:
+    env = ckpt.env_id
+    env_rank = STUDY_ENVS.index(env) if env in STUDY_ENVS else len(STUDY_ENVS)
+    return env_rank, env, ckpt.algo, _variant(ckpt.meta), ckpt.meta.get("seed", 0)
+
+
+def _variant(meta: dict) -> str:
+    """Policy-gradient variant: ``vanilla`` (no clipping) or ``PPO clip C``; ``n/a`` otherwise."""
+    if meta["algo"] != "pg":
+        return "n/a"
+    clip = meta.get("config", {}).get("clip")
+    return "vanilla" if clip is None else f"PPO clip {clip:g}"
+
+
+def meets_target(meta: dict) -> bool | None:
+    """Whether a checkpoint meets its environment's target; ``None`` when no target applies."""
+    target = TARGETS.get(meta["env_id"])
+    if target is None or target.algo != meta["algo"]:
+        return None
+    return bool(meta["final_eval"]["mean_return"] >= target.min_return
+                and meta["train_steps"] <= target.max_steps
+                and meta["train_wall_seconds"] <= target.max_wall_seconds)
+
+
+def checkpoint_table(checkpoints: list[Checkpoint]) -> pd.DataFrame:
+    """One row per checkpoint with the columns :data:`TABLE_COLUMNS`, in study order."""
+    rows = []
+    for ckpt in checkpoints:
+        meta, final = ckpt.meta, ckpt.meta["final_eval"]
+        target = TARGETS.get(ckpt.env_id)
+        rows.append({
+            "env": ckpt.env_id,
+            "algo": ckpt.algo,
+            "variant": _variant(meta),
+            "train_seed": meta["seed"],
+            "train_steps": meta["train_steps"],
+            "selected_step": meta["selected_step"],
+            "eval_episodes": final["episodes"],
+            "mean_return": final["mean_return"],
+            "std_return": final["std_return"],
+            "iqm_return": final["iqm_return"],
+            "train_wall_seconds": meta["train_wall_seconds"],
+            "train_cpu_seconds": meta["train_cpu_seconds"],
+            "target": target.describe() if target and target.algo == ckpt.algo else "none",
+            "meets_target": meets_target(meta),
+            "name": ckpt.meta.get("name", ckpt.name),
+        })
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def returns_view(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """What each agent achieved, per environment and training seed; no timing, so it is repeatable.
+
+    Args:
+        table: from :func:`checkpoint_table`.
+        decimals: returns are rounded to this many decimals.
+    """
+    view = table.set_index(["env", "train_seed"])[[
+        "algo", "variant", "train_steps", "selected_step", "eval_episodes",
+        "mean_return", "std_return", "iqm_return"]]
+    return view.round({"mean_return": decimals, "std_return": decimals, "iqm_return": decimals})
+
+
+def cost_view(table: pd.DataFrame) -> pd.DataFrame:
+    """What each agent cost to train (wall and CPU seconds) and whether it meets its target.
+
+    Args:
+        table: from :func:`checkpoint_table`.
+    """
+    view = table.set_index(["env", "train_seed"])[[
+        "train_steps", "mean_return", "train_wall_seconds", "train_cpu_seconds", "target",
+        "meets_target"]].copy()
+    view["meets_target"] = view["meets_target"].map({True: "yes", False: "no", None: "n/a"})
+    return view.round({"mean_return": 1, "train_wall_seconds": 0, "train_cpu_seconds": 0})
+
+
+def headline_numbers(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """The chapter's headline: the final mean return of every agent, per environment and seed."""
+    view = table.set_index(["env", "algo", "variant", "train_seed"])[["mean_return"]]
+    return view.round(decimals)
+
+
+def curve_table(checkpoints: list[Checkpoint]) -> pd.DataFrame:
+    """Training curves as a tidy table with the columns :data:`CURVE_COLUMNS`.
+
+    ``curve`` is ``episode`` for the return of each training episode (at the step it ended) or
+    ``selection eval`` for the mean greedy return of each evaluation that selects the kept snapshot.
+    """
+    frames = []
+    for ckpt in checkpoints:
+        curve = ckpt.meta["training_curve"]
+        key = {"env": ckpt.env_id, "algo": ckpt.algo, "variant": _variant(ckpt.meta),
+               "train_seed": ckpt.meta["seed"]}
+        for kind, steps, returns in (
+            ("episode", curve["episode_end_step"], curve["episode_return"]),
+            ("selection eval", curve["eval_step"], curve["eval_mean_return"]),
+        ):
+            frames.append(pd.DataFrame({**key, "curve": kind, "step": steps, "return": returns},
+                                       columns=CURVE_COLUMNS))
+    if not frames:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_training_curves(curves: pd.DataFrame, env_id: str, ax, window: int = 20) -> None:
+    """Draw the training curves of every seed trained on ``env_id`` into ``ax``.
+
+    Solid lines are training-episode returns smoothed by a trailing mean over ``window`` episodes;
+    markers joined by dashed lines are the selection evaluations; the dotted line is the target.
+
+    Args:
+        curves: from :func:`curve_table`.
+        env_id: the environment whose curves to draw.
+        ax: a matplotlib axes.
+        window: episodes in the trailing mean of the training returns.
+    """
+    ax.set_title(env_id)
+    mine = curves[curves["env"] == env_id]
+    if mine.empty:
+        ax.text(0.5, 0.5, f"no committed checkpoints for {env_id}", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    handles = []
+    runs = mine.groupby(["algo", "variant", "train_seed"], sort=True)
+    for i, ((algo, variant, seed), run) in enumerate(runs):
+        color = f"C{i % 10}"
+        label = f"{variant}, seed {seed}" if algo == "pg" else f"seed {seed}"
+        episodes = run[run["curve"] == "episode"]
+        smooth = episodes["return"].rolling(window, min_periods=1).mean()
+        ax.plot(episodes["step"], smooth, color=color, lw=1.2)
+        evals = run[run["curve"] == "selection eval"]
+        ax.plot(evals["step"], evals["return"], color=color, ls="--", marker="o", ms=3, lw=0.8)
+        handles.append(Line2D([], [], color=color, lw=1.2, label=label))
+    handles += [
+        Line2D([], [], color="0.3", lw=1.2, label=f"training episodes (mean of {window})"),
+        Line2D([], [], color="0.3", ls="--", marker="o", ms=3, lw=0.8,
+               label="selection evaluations"),
+    ]
+    target = TARGETS.get(env_id)
+    if target is not None:
+        ax.axhline(target.min_return, color="0.4", ls=":", lw=1)
+        handles.append(Line2D([], [], color="0.4", ls=":", lw=1, label="target"))
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.legend(handles=handles, fontsize="x-small")
+
+
+def coverage_note(table: pd.DataFrame, envs: tuple[str, ...] = STUDY_ENVS) -> str:
+    """Markdown naming the checkpoints present for each environment, or their absence."""
+    lines = []
+    for env in envs:
+        rows = table[table["env"] == env]
+        if rows.empty:
+            lines.append(f"- **{env}**: no committed checkpoints for {env}.")
+            continue
+        for (algo, variant), group in rows.groupby(["algo", "variant"], sort=True):
+            seeds = ", ".join(str(s) for s in sorted(group["train_seed"]))
+            name = ALGO_NAMES.get(algo, algo) + (f" ({variant})" if algo == "pg" else "")
+            lines.append(f"- **{env}**: {name}, {len(group)} training "
+                         f"seed{'s' if len(group) != 1 else ''}: {seeds}.")
+    return "\n".join(lines)
+
+
+def pg_variant_note(table: pd.DataFrame, env_id: str = "HalfCheetah-v5") -> str:
+    """Markdown stating which policy-gradient variant the ``env_id`` checkpoints use, from the data.
+
+    The poster trains HalfCheetah with "policy gradients"; our policy-gradient agent runs either the
+    vanilla loss (``clip`` none) or PPO's clipped surrogate. The note says which are present.
+    """
+    rows = table[(table["env"] == env_id) & (table["algo"] == "pg")]
+    if rows.empty:
+        return f"There are no committed policy-gradient checkpoints for {env_id}."
+    variants = sorted(set(rows["variant"]))
+    ppo = [v for v in variants if v.startswith("PPO")]
+    target = TARGETS.get(env_id)
+    reached = ""
+    if target is not None:
+        met = int(rows["meets_target"].eq(True).sum())
+        reached = (f" {met} of {len(rows)} of these runs meet the target "
+                   f"({target.describe()}).")
+    if not ppo:
+        return (f"The {env_id} checkpoints use vanilla policy gradient (no clipping): the "
+                f"poster's algorithm, with a value baseline and GAE.{reached}")
+    counts = rows["variant"].value_counts()
+    used = ", ".join(f"{v} ({counts[v]} seed{'s' if counts[v] != 1 else ''})" for v in variants)
+    if "vanilla" in variants:
+        return (f"The {env_id} checkpoints include both variants: {used}. Each row of the table "
+                f"says which one it is.{reached}")
+    return (f"The {env_id} checkpoints use PPO's clipped surrogate objective: {used}. Vanilla "
+            f"policy gradient (clip none), the poster's plain variant, was not used for these "
+            f"checkpoints; `checkpoints/README.md` records why the book's agents use PPO and how "
+            f"they were trained.{reached}")
+
