@@ -44,6 +44,7 @@ def train_and_save(
     command: list[str] | None = None,
 ) -> tuple[Path, TrainResult]:
     """Train ``algo`` with ``config`` and save ``out_dir/ENV__ALGO__SEED.{safetensors,json}``."""
+    origin = provenance(command)
     result = TRAINERS[algo](config, progress)
     name = run_name(config.env_id, algo, config.seed)
     meta = {
@@ -60,7 +61,7 @@ def train_and_save(
         "final_eval": result.final_eval,
         "training_curve": result.curve,
         **{k: v for k, v in result.extra.items() if k != "config"},
-        **provenance(command),
+        **origin,
     }
     path = save_checkpoint(Path(out_dir) / name, result.tensors, meta)
     return path, result
