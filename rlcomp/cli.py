@@ -14,7 +14,6 @@ import textwrap
 import types
 import typing
 from dataclasses import MISSING, fields
-from pathlib import Path
 
 EXIT_USAGE = 2
 
@@ -33,7 +32,7 @@ def field_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in zip(body, body[1:], strict=False):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
                 and isinstance(nxt.value.value, str)):
@@ -171,7 +170,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"{ckpt.path} ({ckpt.env_id}, {ckpt.algo}): {args.episodes} episodes from seed {args.seed}")
+    print(f"{ckpt.path} ({ckpt.env_id}, {ckpt.algo}): "
+          f"{args.episodes} episodes from seed {args.seed}")
     print(f"mean {summary['mean_return']:.2f}  std {summary['std_return']:.2f}  "
           f"IQM {summary['iqm_return']:.2f}  min {summary['min_return']:.2f}  "
           f"max {summary['max_return']:.2f}  ({summary['eval_seconds']:.2f} s)")
@@ -193,13 +193,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
     train.add_argument("--seed", type=int, required=True, help="training seed")
     train.add_argument("--steps", type=int, default=None,
                        help="environment steps to train (default: the algorithm's total_steps)")
-    train.add_argument("--out", default="checkpoints", help="output directory (default: checkpoints)")
+    train.add_argument("--out", default="checkpoints",
+                       help="output directory (default: checkpoints)")
     train.add_argument("--json", action="store_true", help="print a JSON summary")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     owners = _add_config_options(train)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint's deterministic policy",
-                        description="Run seeded episodes of the greedy/mean policy of a checkpoint.")
+                        description="Run seeded episodes of a checkpoint's greedy/mean policy.")
     ev.add_argument("checkpoint", help="NAME.safetensors, NAME.json, or NAME")
     ev.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
     ev.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED + i (default 0)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import sys
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +25,7 @@ STUDY_ENVS: tuple[str, ...] = ("LunarLander-v3", "HalfCheetah-v5")
 
 
 def resolve_env_id(env_id: str, *, notify: bool = True) -> str:
-    """Return the Gymnasium id for ``env_id``, mapping the poster's v2 names to their successors.
+    """The Gymnasium id for ``env_id``, mapping the poster's v2 names to their successors.
 
     Args:
         env_id: an id registered with Gymnasium, or one of :data:`ENV_ALIASES`.
@@ -46,13 +47,32 @@ def resolve_env_id(env_id: str, *, notify: bool = True) -> str:
     return env_id
 
 
+_MUJOCO_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
+"""MuJoCo 4 warns about an attribute of Gymnasium's model files: harmless, and repeated per env."""
+
+
+def _route_mujoco_warnings() -> None:
+    """Send MuJoCo's warnings to Python's ``warnings`` (not to stderr and ``MUJOCO_LOG.TXT``)."""
+    try:
+        import mujoco
+    except ImportError:
+        return
+
+    def handler(message: str) -> None:
+        if not message.startswith(_MUJOCO_NOISE):
+            warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+    mujoco.set_mju_user_warning(handler)
+
+
 def make_env(env_id: str) -> gym.Env:
     """Create one environment (ids already resolved by :func:`resolve_env_id`)."""
+    _route_mujoco_warnings()
     return gym.make(env_id)
 
 
 def make_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncVectorEnv:
-    """Create ``num_envs`` copies of an environment stepping in lockstep, reset with seeds ``seed + i``.
+    """``num_envs`` copies of an environment stepping in lockstep, reset with seeds ``seed + i``.
 
     Sub-environments that end are reset in the same step (``SAME_STEP`` autoreset): the observation
     returned is the first of the new episode and the last one of the old episode is in
@@ -63,6 +83,7 @@ def make_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncVector
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    _route_mujoco_warnings()
     envs = gym.vector.SyncVectorEnv(
         [lambda: gym.make(env_id) for _ in range(num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,

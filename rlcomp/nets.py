@@ -14,7 +14,7 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
     if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
         raise ValueError(f"layer sizes must be at least two positive integers, got {list(sizes)}")
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(int(n_in), int(n_out)))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())

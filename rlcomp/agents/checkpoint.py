@@ -166,7 +166,7 @@ def load_checkpoint(name: str | os.PathLike, env_id: str | None = None) -> Check
 
 def _check_shapes(ckpt: Checkpoint) -> None:
     sizes = ckpt.meta["architecture"]["net"]
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         w = ckpt.tensors.get(f"net.{2 * i}.weight")
         b = ckpt.tensors.get(f"net.{2 * i}.bias")
         if w is None or b is None or tuple(w.shape) != (n_out, n_in) or tuple(b.shape) != (n_out,):

@@ -255,7 +255,8 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
             if cut.size:
                 final_obs = normalize(np.stack([info["final_obs"][i] for i in cut]))
                 with torch.no_grad():
-                    reward[cut] += config.gamma * value_net(as_tensor(final_obs)).squeeze(-1).numpy()
+                    bootstrap = value_net(as_tensor(final_obs)).squeeze(-1).numpy()
+                reward[cut] += config.gamma * bootstrap
             b_rew[t], b_done[t] = reward, done
             obs = normalize(raw_next)
         with torch.no_grad():

@@ -9,9 +9,10 @@ import numpy as np
 
 
 def iqm(values: Sequence[float] | np.ndarray) -> float:
-    """Interquartile mean: the mean of the values left after cutting ``int(0.25 * n)`` from each end.
+    """Interquartile mean: the mean left after cutting ``int(0.25 * n)`` values from each end.
 
-    This is ``scipy.stats.trim_mean(values, 0.25)``, the convention of rliable (Agarwal et al., 2021).
+    This is ``scipy.stats.trim_mean(values, 0.25)``, the convention of rliable
+    (Agarwal et al., 2021).
     """
     x = np.sort(np.asarray(values, dtype=np.float64).ravel())
     if x.size == 0:

@@ -41,7 +41,7 @@ def evaluate_policy(
     seed: int,
     num_envs: int = 16,
 ) -> EvalResult:
-    """Run ``episodes`` episodes of ``policy``, ``num_envs`` at a time with one forward pass per step.
+    """Run ``episodes`` episodes of ``policy``, ``num_envs`` at a time, one forward pass a step.
 
     Episode ``i`` starts from ``reset(seed=seed + i)``, so the set of episodes does not depend on
     ``num_envs``.
@@ -72,7 +72,7 @@ def evaluate_policy(
     while any(ep is not None for ep in slots):
         active = [s for s, ep in enumerate(slots) if ep is not None]
         actions = policy.act(np.stack([obs[s] for s in active]))
-        for s, action in zip(active, actions):
+        for s, action in zip(active, actions, strict=True):
             ep = slots[s]
             obs[s], reward, terminated, truncated, _ = envs[s].step(action)
             returns[ep] += float(reward)
