@@ -154,6 +154,7 @@ def _train(args: argparse.Namespace, owners: dict[str, set[str]], argv: list[str
 
 def _evaluate(args: argparse.Namespace) -> int:
     from rlcomp.agents.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
+    from rlcomp.envs import configure_torch
     from rlcomp.probes.rollout import evaluate_policy
 
     if args.episodes < 1:
@@ -164,6 +165,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.checkpoint, env_id=args.env)
     except (CheckpointError, ValueError) as exc:
         raise UsageError(f"rlcomp evaluate: {exc}") from exc
+    configure_torch()
     result = evaluate_policy(policy_from_checkpoint(ckpt), ckpt.env_id, args.episodes, args.seed)
     summary = {"checkpoint": str(ckpt.path), "env_id": ckpt.env_id, "algo": ckpt.algo,
                **result.summary()}

@@ -94,18 +94,26 @@ def make_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncVector
     return envs
 
 
+def configure_torch(threads: int | None = 1) -> None:
+    """Flush denormal floats to zero and, by default, run PyTorch on one thread.
+
+    Without flushing, Adam's tiny second moments make small-network training several times slower
+    on x86 CPUs; one thread makes CPU results bit-identical from run to run and matches the study's
+    "isolated processor". Training and evaluation both run under these settings.
+    """
+    torch.set_flush_denormal(True)
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def set_seed(seed: int, *, threads: int | None = 1) -> None:
     """Seed Python, NumPy and PyTorch; by default also run PyTorch on one thread.
 
-    One thread makes CPU results bit-identical from run to run and matches the study's
-    "isolated processor". Denormal floats are flushed to zero: without it, Adam's tiny second
-    moments make small-network training several times slower on x86 CPUs.
+    Also applies :func:`configure_torch` (denormals flushed, ``threads`` PyTorch threads).
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.set_flush_denormal(True)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    configure_torch(threads)
