@@ -106,7 +106,7 @@ def double_dqn_target(
     terminated: torch.Tensor,
     gamma: float,
 ) -> torch.Tensor:
-    """The Double DQN target ``r + gamma * (1 - terminated) * Q_target(s', argmax_a Q_online(s', a))``.
+    """Double DQN target ``r + gamma * (1 - terminated) * Q_target(s', argmax_a Q_online(s', a))``.
 
     The online network chooses the next action, the target network scores it. Episodes cut by a time
     limit are not terminated: their target still bootstraps.
