@@ -41,7 +41,7 @@ class PGConfig:
     seed: int = 0
     """Seed of the network initialisation, action sampling, minibatches and training episodes."""
     total_steps: int = 1_000_000
-    """Environment steps to train for (all environments together)."""
+    """Environment steps budget (all environments together); whole rollouts that fit are run."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the policy and of the value network."""
     num_envs: int = 1
@@ -98,6 +98,9 @@ class PGConfig:
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be positive widths, got {self.hidden}")
         check_disjoint_seeds(self.final_eval_seed, self.final_eval_episodes, self.eval_episodes)
+        if self.total_steps < self.rollout_steps * self.num_envs:
+            raise ValueError(f"total_steps must be >= rollout_steps * num_envs = "
+                             f"{self.rollout_steps * self.num_envs}, got {self.total_steps}")
 
 
 def reward_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float,
@@ -224,7 +227,8 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
         obs_rms.update(raw_obs)
     obs = normalize(raw_obs)
     step = 0
-    while step < config.total_steps:
+    n_rollouts = config.total_steps // (T * N)
+    for rollout in range(n_rollouts):
         # Collect a rollout of T steps in each of the N environments.
         for t in range(T):
             with torch.no_grad():
@@ -293,7 +297,7 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
                 optimizer.step()
 
         # Evaluate the mean action on selection seeds; keep the best snapshot.
-        if step >= next_eval or step >= config.total_steps:
+        if step >= next_eval or rollout == n_rollouts - 1:
             next_eval += config.eval_interval
             selection_seed = SELECTION_SEED_BASE + eval_round * config.eval_episodes
             result = evaluate_policy(mean_policy(policy, obs_rms, low, high), env_id,
