@@ -17,3 +17,14 @@ for seed in "${seeds[@]}"; do
     run --env HalfCheetah-v5 --algo pg --seed "$seed"
   fi
 done
+
+# The vanilla policy-gradient comparison run (checkpoints/variants/vanilla, not used by the book's
+# compression chapters): the same networks, rollouts and normalisation, the plain -log pi * A loss,
+# every transition used once (one epoch of minibatches of 64), and Spinning Up's VPG policy learning
+# rate 3e-4. Run with: bash checkpoints/make_checkpoints.sh vanilla
+if [[ "$which" == vanilla ]]; then
+  for seed in "${seeds[@]}"; do
+    taskset -c "$core" .venv/bin/rlcomp train --env HalfCheetah-v5 --algo pg --seed "$seed" \
+      --clip none --update-epochs 1 --lr 3e-4 --out checkpoints/variants/vanilla --json
+  done
+fi
