@@ -21,8 +21,11 @@ def iqm(values: Sequence[float] | np.ndarray) -> float:
     return float(x[cut : x.size - cut].mean())
 
 
-def summarize_returns(returns: Sequence[float]) -> dict[str, float]:
-    """Mean, standard deviation (population), IQM, min and max of episodic returns."""
+def summarize_returns(returns: Sequence[float]) -> dict[str, float | None]:
+    """Mean, standard deviation (population), IQM, min and max of episodic returns.
+
+    The standard error of the mean is ``None`` for a single return (undefined; JSON has no NaN).
+    """
     x = np.asarray(returns, dtype=np.float64)
     if x.size == 0:
         raise ValueError("no returns to summarize")
@@ -32,5 +35,5 @@ def summarize_returns(returns: Sequence[float]) -> dict[str, float]:
         "iqm_return": iqm(x),
         "min_return": float(x.min()),
         "max_return": float(x.max()),
-        "sem_return": float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else float("nan"),
+        "sem_return": float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else None,
     }
