@@ -33,8 +33,9 @@ site: $(STAMP)
 	$(BIN)/jupyter-book build book/ -W -n --keep-going
 
 ## test: the whole suite (unit, learning, determinism, notebook regression)
+## (--nbval-lax also collects tests/baselines/*.ipynb: cells marked # NBVAL_CHECK_OUTPUT must match)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -49,6 +50,7 @@ checkpoints: $(STAMP)
 ## baseline: re-execute the smoke setup chapter that the nbval regression test compares against
 baseline: $(STAMP)
 	$(BIN)/python -m rlcomp.chapters baseline
+	@echo "Review the change (git diff tests/baselines/) and commit it with the change that caused it."
 
 clean:
 	rm -rf book/_build

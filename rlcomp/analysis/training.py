@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import EngFormatter
 
 from rlcomp.agents.checkpoint import Checkpoint, load_checkpoint
 from rlcomp.envs import STUDY_ENVS
@@ -62,11 +63,12 @@ CURVE_COLUMNS = ["env", "algo", "variant", "train_seed", "curve", "step", "retur
 """Columns of :func:`curve_table`, one row per point of a training curve."""
 
 
-def load_checkpoints(directory: str | os.PathLike) -> list[Checkpoint]:
+def load_checkpoints(directory: str | os.PathLike, recursive: bool = False) -> list[Checkpoint]:
     """Load every checkpoint in ``directory`` (each ``NAME.json`` beside its ``NAME.safetensors``).
 
     JSON files without a tensor file beside them are not checkpoints and are skipped; a directory
-    that does not exist holds no checkpoints.
+    that does not exist holds no checkpoints. Subdirectories (such as ``variants/``) are searched
+    only when ``recursive``.
 
     Raises:
         CheckpointError: for a damaged or inconsistent checkpoint.
@@ -74,7 +76,8 @@ def load_checkpoints(directory: str | os.PathLike) -> list[Checkpoint]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    paths = sorted(p for p in directory.glob("*.json") if p.with_suffix(".safetensors").is_file())
+    found = directory.rglob("*.json") if recursive else directory.glob("*.json")
+    paths = sorted(p for p in found if p.with_suffix(".safetensors").is_file())
     return sorted((load_checkpoint(p) for p in paths), key=_order)
 
 
@@ -222,9 +225,17 @@ def plot_training_curves(curves: pd.DataFrame, env_id: str, ax, window: int = 20
     if target is not None:
         ax.axhline(target.min_return, color="0.4", ls=":", lw=1)
         handles.append(Line2D([], [], color="0.4", ls=":", lw=1, label="target"))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.set_xlabel("environment steps")
     ax.set_ylabel("return")
     ax.legend(handles=handles, fontsize="x-small")
+
+
+def targets_note(targets: dict[str, Target] | None = None) -> str:
+    """Markdown listing the training target of each environment (default :data:`TARGETS`)."""
+    targets = TARGETS if targets is None else targets
+    return "\n".join(f"- **{env}** ({ALGO_NAMES.get(t.algo, t.algo)}): {t.describe()} of training."
+                     for env, t in targets.items())
 
 
 def coverage_note(table: pd.DataFrame, envs: tuple[str, ...] = STUDY_ENVS) -> str:
@@ -243,33 +254,59 @@ def coverage_note(table: pd.DataFrame, envs: tuple[str, ...] = STUDY_ENVS) -> st
     return "\n".join(lines)
 
 
-def pg_variant_note(table: pd.DataFrame, env_id: str = "HalfCheetah-v5") -> str:
+def pg_variant_note(table: pd.DataFrame, env_id: str = "HalfCheetah-v5",
+                    variants: pd.DataFrame | None = None) -> str:
     """Markdown stating which policy-gradient variant the ``env_id`` checkpoints use, from the data.
 
     The poster trains HalfCheetah with "policy gradients"; our policy-gradient agent runs either the
-    vanilla loss (``clip`` none) or PPO's clipped surrogate. The note says which are present.
+    vanilla loss (``clip`` none) or PPO's clipped surrogate. The note says which are present, how
+    many of them meet the target and, when ``variants`` holds runs of the other variant (the
+    comparison runs kept beside the checkpoints, not used by the book), what those reached.
+
+    Args:
+        table: from :func:`checkpoint_table`, the book's checkpoints.
+        env_id: the environment of the policy-gradient agents.
+        variants: from :func:`checkpoint_table` of the comparison runs, or ``None``.
     """
     rows = table[(table["env"] == env_id) & (table["algo"] == "pg")]
     if rows.empty:
         return f"There are no committed policy-gradient checkpoints for {env_id}."
-    variants = sorted(set(rows["variant"]))
-    ppo = [v for v in variants if v.startswith("PPO")]
+    kinds = sorted(set(rows["variant"]))
+    counts = rows["variant"].value_counts()
+    used = ", ".join(f"{v} ({_seeds(counts[v])}, mean return "
+                     f"{rows.loc[rows['variant'] == v, 'mean_return'].mean():.1f})" for v in kinds)
     target = TARGETS.get(env_id)
     reached = ""
     if target is not None:
         met = int(rows["meets_target"].eq(True).sum())
-        reached = (f" {met} of {len(rows)} of these runs meet the target "
-                   f"({target.describe()}).")
-    if not ppo:
-        return (f"The {env_id} checkpoints use vanilla policy gradient (no clipping): the "
-                f"poster's algorithm, with a value baseline and GAE.{reached}")
-    counts = rows["variant"].value_counts()
-    used = ", ".join(f"{v} ({counts[v]} seed{'s' if counts[v] != 1 else ''})" for v in variants)
-    if "vanilla" in variants:
-        return (f"The {env_id} checkpoints include both variants: {used}. Each row of the table "
+        reached = f" {met} of {len(rows)} of these runs meet the target ({target.describe()})."
+    if all(k == "vanilla" for k in kinds):
+        text = (f"The {env_id} checkpoints use vanilla policy gradient (no clipping), the "
+                f"poster's algorithm, with a value baseline and GAE: {used}.{reached}")
+    elif "vanilla" in kinds:
+        text = (f"The {env_id} checkpoints include both variants: {used}. Each row of the table "
                 f"says which one it is.{reached}")
-    return (f"The {env_id} checkpoints use PPO's clipped surrogate objective: {used}. Vanilla "
-            f"policy gradient (clip none), the poster's plain variant, was not used for these "
-            f"checkpoints; `checkpoints/README.md` records why the book's agents use PPO and how "
-            f"they were trained.{reached}")
+    else:
+        text = (f"The {env_id} checkpoints use PPO's clipped surrogate objective: {used}. Vanilla "
+                f"policy gradient (clip none), the poster's plain variant, was not used for these "
+                f"checkpoints; `checkpoints/README.md` records why the book's agents use PPO and "
+                f"how they were trained.{reached}")
+    return text + _comparison(rows, variants, env_id)
 
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def _comparison(rows: pd.DataFrame, variants: pd.DataFrame | None, env_id: str) -> str:
+    """A sentence on comparison runs of a variant that the book's checkpoints do not use."""
+    if variants is None or variants.empty:
+        return ""
+    other = variants[(variants["env"] == env_id) & (variants["algo"] == "pg")
+                     & ~variants["variant"].isin(set(rows["variant"]))]
+    if other.empty:
+        return ""
+    runs = "; ".join(f"{r.variant}, seed {r.train_seed}: mean return {r.mean_return:.1f} after "
+                     f"{r.train_steps:,} steps in {r.train_wall_seconds:.0f} s"
+                     for r in other.itertuples())
+    return f" For comparison, runs of the variant not used: {runs}."

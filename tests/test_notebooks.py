@@ -1,0 +1,186 @@
+"""The chapters and their nbval baselines: structure, freshness, and the chapter runner's errors.
+
+The regression check itself is nbval: ``make test`` runs ``pytest --nbval-lax --nbval-current-env``,
+which collects ``tests/baselines/*.smoke.ipynb`` and re-executes each baseline, comparing the cells
+marked ``# NBVAL_CHECK_OUTPUT`` with their recorded output. These tests make sure that check means
+something: every chapter has a baseline, the baseline holds the chapter's current code (nbval runs
+the baseline's cells, not the chapter file), and the checked cells hold no timing.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from rlcomp import chapters
+from rlcomp.analysis import training
+
+ROOT = chapters.ROOT
+NAMES = chapters.chapter_names()
+TIMING_WORDS = ("seconds", "wall", "cpu", "time", "cost_view")
+
+
+def baseline_path(name: str):
+    return ROOT / chapters.BASELINE_DIR / f"{name}.smoke.ipynb"
+
+
+def code_cells(nb) -> list[str]:
+    """Sources of the code cells, without papermill's injected-parameters cell."""
+    return [c.source.strip() for c in nb.cells if c.cell_type == "code"
+            and "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+def checked(cell) -> bool:
+    return cell.cell_type == "code" and cell.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")
+
+
+def test_there_are_chapters():
+    assert "00-setup" in NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chapter_has_one_parameters_cell_with_profile(name):
+    nb = chapters.read_chapter(chapters.chapter_path(name))
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    assert 'profile = "full"' in params[0].source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chapter_ends_with_checked_headline_cell(name):
+    nb = chapters.read_chapter(chapters.chapter_path(name))
+    last_code = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert checked(last_code), "the last code cell records the headline numbers for nbval"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checked_cells_hold_no_timing(name):
+    nb = chapters.read_chapter(chapters.chapter_path(name))
+    cells = [c for c in nb.cells if checked(c)]
+    assert cells, "a chapter without checked cells has no regression test"
+    for cell in cells:
+        assert not any(w in cell.source.lower() for w in TIMING_WORDS), cell.source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_chapter_has_a_smoke_baseline(name):
+    assert baseline_path(name).is_file(), (
+        f"no nbval baseline for {name}: run `make baseline`, review, commit")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_baseline_is_the_current_chapter_in_the_smoke_profile(name):
+    baseline = nbformat.read(baseline_path(name), as_version=4)
+    chapter = chapters.read_chapter(chapters.chapter_path(name))
+    assert code_cells(baseline) == code_cells(chapter), (
+        f"{baseline_path(name).name} is stale: the chapter's code changed; refresh it on purpose "
+        "with `make baseline`, review `git diff tests/baselines/`, commit")
+    injected = [c for c in baseline.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
+    meta = baseline.metadata["rlcomp"]
+    assert meta["profile"] == "smoke" and meta["chapter"] == name
+    for key in ("git_commit", "date", "machine", "command"):
+        assert key in meta
+    assert not any(o.output_type == "error" for c in baseline.cells if c.cell_type == "code"
+                   for o in c.outputs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_baseline_checked_cells_have_recorded_output(name):
+    baseline = nbformat.read(baseline_path(name), as_version=4)
+    for cell in baseline.cells:
+        if checked(cell):
+            assert cell.outputs, f"checked cell without output: {cell.source[:60]!r}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "no-such-chapter", "--profile", "smoke"], "unknown chapter 'no-such-chapter'"),
+    (["run", "00-setup", "--profile", "huge"], "invalid choice: 'huge'"),
+    (["run", "00-setup", "--out", "book/00-setup.html"], "must name an .ipynb file"),
+    (["run", "00-setup", "-p", "profile=smoke"], "with --profile"),
+    (["run", "00-setup", "-p", "no-equals-sign"], "NAME=VALUE"),
+    (["run", "00-setup", "-p", "checkpoint_dir=[1"], "cannot read '[1'"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_requests_end_with_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    if "--out" not in argv:
+        argv = [*argv, "--out", str(tmp_path / "x.ipynb")] if argv[0] == "run" else argv
+    assert chapters.main(argv) == chapters.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.ipynb").exists()
+
+
+def test_check_profile():
+    assert chapters.check_profile("smoke") == "smoke"
+    with pytest.raises(chapters.ChapterError, match="profile must be one of smoke, full"):
+        chapters.check_profile("tiny")
+
+
+FAILING_CHAPTER = """\
+# %% tags=["parameters"]
+profile = "full"
+
+# %%
+print("ran", profile)
+
+# %%
+raise RuntimeError("boom in the chapter")
+"""
+
+
+@pytest.mark.slow
+def test_failed_chapter_writes_nothing_and_says_where(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "99-fails.py").write_text(FAILING_CHAPTER)
+    out = tmp_path / "book" / "99-fails.ipynb"
+    out.parent.mkdir()
+    out.write_text("previous notebook")
+    with pytest.raises(chapters.ChapterFailed, match="boom in the chapter") as info:
+        chapters.run_chapter("99-fails", "smoke", out, root=tmp_path)
+    assert "99-fails (smoke) failed in cell" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert out.read_text() == "previous notebook"
+    assert [p.name for p in out.parent.iterdir()] == ["99-fails.ipynb"]
+
+
+# The chapter's helpers (rlcomp/analysis/training.py) on hand-made metadata.
+
+def meta(env="LunarLander-v3", algo="ddqn", mean=250.0, steps=300_000, wall=599.0, clip=0.1):
+    return {"env_id": env, "algo": algo, "final_eval": {"mean_return": mean},
+            "train_steps": steps, "train_wall_seconds": wall, "config": {"clip": clip}}
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({}, True),
+    ({"mean": 239.9}, False),
+    ({"steps": 300_001}, False),
+    ({"wall": 600.5}, False),
+    ({"algo": "pg"}, None),
+    ({"env": "HalfCheetah-v5", "algo": "pg", "mean": 3000.0, "steps": 1_000_000, "wall": 1800.0},
+     True),
+    ({"env": "CartPole-v1"}, None),
+])
+def test_meets_target(kwargs, expected):
+    assert training.meets_target(meta(**kwargs)) is expected
+
+
+def test_target_descriptions_and_variants():
+    assert training.TARGETS["LunarLander-v3"].describe() == (
+        "mean return >= 240 within 300k steps and 600 s")
+    assert training.TARGETS["HalfCheetah-v5"].describe() == (
+        "mean return >= 3000 within 1M steps and 1800 s")
+    assert training._variant(meta(algo="pg", clip=None)) == "vanilla"
+    assert training._variant(meta(algo="pg", clip=0.2)) == "PPO clip 0.2"
+    assert training._variant(meta()) == "n/a"
+
+
+def test_no_checkpoints_is_said_per_environment(tmp_path):
+    table = training.checkpoint_table(training.load_checkpoints(tmp_path / "missing"))
+    assert table.empty and list(table.columns) == training.TABLE_COLUMNS
+    note = training.coverage_note(table)
+    assert "no committed checkpoints for LunarLander-v3" in note
+    assert "no committed checkpoints for HalfCheetah-v5" in note
+    assert "no committed policy-gradient checkpoints" in training.pg_variant_note(table)
+    assert training.curve_table([]).empty
