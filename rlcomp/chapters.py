@@ -25,11 +25,12 @@ import platform
 import re
 import shlex
 import sys
-import tempfile
 import time
 import typing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from rlcomp.files import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root: chapters execute here, so relative paths such as ``checkpoints/`` work."""
@@ -163,27 +164,10 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def write_notebook(nb, out: Path) -> None:
-    """Write ``nb`` to ``out`` through a temporary file in the same directory and a rename."""
+    """Write ``nb`` to ``out`` atomically: nothing is half-written if the write fails."""
     import nbformat
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    atomic_write(out, nbformat.writes(nb).encode("utf-8"))
 
 
 def run_chapter(name: str, profile: str, out: str | os.PathLike, *, root: Path = ROOT,

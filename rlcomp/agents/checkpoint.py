@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from rlcomp.agents.policy import Policy
 from rlcomp.envs import resolve_env_id
+from rlcomp.files import atomic_write
 from rlcomp.nets import ObsNormalizer, mlp
 
 FORMAT = "rlcomp-checkpoint/1"
@@ -67,27 +67,6 @@ def checkpoint_paths(name: str | os.PathLike) -> tuple[Path, Path]:
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(stem: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     """Write a checkpoint; ``meta`` must name ``env_id``, ``algo`` and ``architecture``.
 
@@ -105,8 +84,8 @@ def save_checkpoint(stem: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     blob = save_safetensors_bytes({k: v.contiguous() for k, v in tensors.items()}, metadata=header)
     full_meta = {"format": FORMAT, **meta, "digest": hashlib.sha256(blob).hexdigest()}
     text = json.dumps(full_meta, indent=1, sort_keys=False, allow_nan=False) + "\n"
-    _atomic_write(st_path, blob)
-    _atomic_write(json_path, text.encode())
+    atomic_write(st_path, blob)
+    atomic_write(json_path, text.encode())
     return st_path.with_suffix("")
 
 
