@@ -1,0 +1,74 @@
+"""Magnitude pruning: unstructured (weights, global or per layer) and structured (neurons)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlcomp.compress.registry import register
+from rlcomp.compress.specs import PruneSpec
+
+
+def weight_layers(model: nn.Module) -> list[nn.Linear]:
+    """Every Linear layer whose weights pruning ranks, in module order (factors included)."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def _zero_smallest(weights: list[torch.Tensor], count: int) -> None:
+    """Zero the ``count`` entries of smallest magnitude across ``weights`` (ties: lowest index)."""
+    if count <= 0:
+        return
+    flat = torch.cat([w.detach().abs().reshape(-1) for w in weights])
+    order = torch.argsort(flat, stable=True)[:count]
+    mask = torch.ones_like(flat, dtype=torch.bool)
+    mask[order] = False
+    start = 0
+    for w in weights:
+        n = w.numel()
+        w.data.mul_(mask[start : start + n].reshape(w.shape).to(w.dtype))
+        start += n
+
+
+def _unstructured(model: nn.Module, spec: PruneSpec) -> nn.Module:
+    layers = weight_layers(model)
+    if spec.scope == "global":
+        total = sum(m.weight.numel() for m in layers)
+        _zero_smallest([m.weight for m in layers], round(spec.amount * total))
+    else:
+        for m in layers:
+            _zero_smallest([m.weight], round(spec.amount * m.weight.numel()))
+    return model
+
+
+def _structured(model: nn.Module, spec: PruneSpec) -> nn.Module:
+    """Remove ``round(amount * width)`` neurons of each hidden layer (at least one stays).
+
+    A neuron's score is the L2 norm of its incoming weights; removing it deletes its row (and bias)
+    in its layer and its column in the next layer.
+    """
+    if not isinstance(model, nn.Sequential) or any(
+        not isinstance(m, nn.Linear) and any(True for _ in m.parameters()) for m in model
+    ):
+        raise ValueError("structured pruning works on an MLP of plain Linear layers")
+    positions = [i for i, m in enumerate(model) if isinstance(m, nn.Linear)]
+    for a, b in zip(positions[:-1], positions[1:], strict=True):
+        layer, following = model[a], model[b]
+        width = layer.out_features
+        drop = min(round(spec.amount * width), width - 1)
+        if drop <= 0:
+            continue
+        scores = layer.weight.detach().norm(dim=1)
+        keep = torch.sort(torch.argsort(scores, stable=True)[drop:]).values
+        narrower = nn.Linear(layer.in_features, keep.numel())
+        narrower.weight.data = layer.weight.detach()[keep].clone()
+        narrower.bias.data = layer.bias.detach()[keep].clone()
+        next_layer = nn.Linear(keep.numel(), following.out_features)
+        next_layer.weight.data = following.weight.detach()[:, keep].clone()
+        next_layer.bias.data = following.bias.detach().clone()
+        model[a], model[b] = narrower, next_layer
+    return model
+
+
+@register(PruneSpec)
+def _prune(model: nn.Module, spec: PruneSpec) -> nn.Module:
+    return _structured(model, spec) if spec.structured else _unstructured(model, spec)

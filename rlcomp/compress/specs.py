@@ -1,0 +1,186 @@
+"""Compression specs: frozen dataclasses that validate themselves, and their canonical text form.
+
+Text form: ``METHOD=LEVEL[,key=value...]``; several joined by ``+`` apply left to right; ``dense``
+is no compression. ``parse(str(spec)) == spec`` for every spec.
+
+- ``prune=P`` (0 <= P < 1): the fraction P of all Linear weights (not biases) with the smallest
+  magnitudes set to zero, ranked across layers; ``scope=layer`` ranks within each layer;
+  ``structured=true`` removes whole hidden neurons instead (the network becomes narrower).
+- ``lowrank=R`` (0 <= R < 1): each Linear layer of full rank ``r`` keeps rank
+  ``max(1, ceil((1 - R) * r))`` of its SVD; ``keep_io=true`` leaves the first and last layer whole.
+- ``quant=8``: 8-bit weights, per output channel, symmetric; ``mode=qat`` for fake quantization
+  during (fine-)training.
+
+In a composition each step sees the network the previous step made: ``lowrank=0.3+prune=0.5``
+factorizes, then prunes half of all weights, the factors' weights included.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _level(name: str, value: float, upper_open: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be in [0, 1), got {value:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """Magnitude pruning of Linear weights."""
+
+    amount: float
+    """Fraction of weights to remove, in [0, 1)."""
+    scope: str = "global"
+    """``global`` ranks magnitudes across all layers, ``layer`` within each layer."""
+    structured: bool = False
+    """Remove whole hidden neurons (smallest incoming-weight L2 norms) instead of single weights."""
+
+    method: ClassVar[str] = "prune"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amount", _level("prune amount", self.amount))
+        if self.scope not in ("global", "layer"):
+            raise ValueError(f"prune scope must be global or layer, got {self.scope!r}")
+        if not isinstance(self.structured, bool):
+            raise TypeError(f"prune structured must be true or false, got {self.structured!r}")
+
+
+@dataclass(frozen=True)
+class LowRankSpec:
+    """Truncated SVD of each Linear layer's weight matrix."""
+
+    reduction: float
+    """Fraction of each layer's rank to drop, in [0, 1)."""
+    keep_io: bool = False
+    """Leave the first (input) and last (output) layers at full rank."""
+
+    method: ClassVar[str] = "lowrank"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reduction", _level("lowrank reduction", self.reduction))
+        if not isinstance(self.keep_io, bool):
+            raise TypeError(f"lowrank keep_io must be true or false, got {self.keep_io!r}")
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """Symmetric per-output-channel integer quantization of Linear weights."""
+
+    bits: int = 8
+    """Bits per weight; 8 is supported."""
+    mode: str = "ptq"
+    """``ptq`` after training, ``qat`` fake quantization with a straight-through estimator."""
+
+    method: ClassVar[str] = "quant"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int):
+            raise TypeError(f"quant bits must be an integer, got {self.bits!r}")
+        if self.bits != 8:
+            raise ValueError(f"quant bits must be 8, got {self.bits}")
+        if self.mode not in ("ptq", "qat"):
+            raise ValueError(f"quant mode must be ptq or qat, got {self.mode!r}")
+
+
+Spec = PruneSpec | LowRankSpec | QuantSpec
+"""One compression step."""
+
+SPEC_TYPES: dict[str, type] = {"prune": PruneSpec, "lowrank": LowRankSpec, "quant": QuantSpec}
+"""Spec class of each method name."""
+
+_DEFAULTS = {"prune": {"scope": "global", "structured": False}, "lowrank": {"keep_io": False},
+             "quant": {"mode": "ptq"}}
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def format_spec(specs: Spec | tuple[Spec, ...]) -> str:
+    """The canonical text of a spec or of a composition (``dense`` for the empty one)."""
+    if not isinstance(specs, tuple):
+        specs = (specs,)
+    if not specs:
+        return "dense"
+    parts = []
+    for spec in specs:
+        level_field, *option_fields = fields(spec)
+        text = f"{spec.method}={_format_value(getattr(spec, level_field.name))}"
+        for f in option_fields:
+            value = getattr(spec, f.name)
+            if value != _DEFAULTS[spec.method][f.name]:
+                text += f",{f.name}={_format_value(value)}"
+        parts.append(text)
+    return "+".join(parts)
+
+
+def _parse_value(method: str, key: str, text: str, annotation: str):
+    if annotation == "bool":
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(f"{method} {key} must be true or false, got {text!r}")
+    if annotation == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{method} {key} must be an integer, got {text!r}") from None
+    if annotation == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{method} {key} must be a number, got {text!r}") from None
+    return text
+
+
+def parse_spec(text: str) -> tuple[Spec, ...]:
+    """Parse canonical (or looser) spec text into the sequence of specs it applies, left to right.
+
+    Raises:
+        ValueError: naming the bad part and what is accepted.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"spec must be a string, got {type(text).__name__}")
+    text = text.strip()
+    if text == "dense":
+        return ()
+    if not text:
+        raise ValueError("empty spec (use 'dense' for no compression)")
+    specs = []
+    for part in text.split("+"):
+        method, sep, rest = part.strip().partition("=")
+        method = method.strip()
+        if method not in SPEC_TYPES:
+            raise ValueError(f"unknown compression method {method!r} in {part!r} "
+                             f"(methods: {', '.join(SPEC_TYPES)}, or dense)")
+        if not sep or not rest.strip():
+            raise ValueError(f"{method} needs a level, as in {method}=0.5")
+        cls = SPEC_TYPES[method]
+        level_field, *option_fields = fields(cls)
+        options = {f.name: f.type for f in option_fields}
+        level_text, *pairs = rest.split(",")
+        kwargs = {level_field.name: _parse_value(method, level_field.name, level_text.strip(),
+                                                 level_field.type)}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            key = key.strip()
+            if key not in options or not sep:
+                raise ValueError(f"{method} has no option {pair.strip()!r} "
+                                 f"(options: {', '.join(options) or 'none'})")
+            kwargs[key] = _parse_value(method, key, value.strip(), options[key])
+        specs.append(cls(**kwargs))
+    return tuple(specs)
