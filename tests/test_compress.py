@@ -8,13 +8,16 @@ from torch import nn
 
 from rlcomp.compress import (
     FactorizedLinear,
+    FakeQuantLinear,
     LowRankSpec,
     PruneSpec,
+    QuantizedLinear,
     QuantSpec,
     compress,
     format_spec,
     kept_rank,
     parse_spec,
+    quantize_per_channel,
 )
 from rlcomp.nets import mlp
 
@@ -216,7 +219,8 @@ def test_composition_applies_left_to_right_and_prunes_the_factors():
 
 
 @pytest.mark.parametrize("spec", ["prune=0.5", "prune=0.5,scope=layer", "prune=0.5,structured=true",
-                                  "lowrank=0.5", "lowrank=0.5+prune=0.5", "dense"])
+                                  "lowrank=0.5", "lowrank=0.5+prune=0.5", "dense", "quant=8",
+                                  "quant=8,mode=qat", "prune=0.5+quant=8"])
 def test_compress_never_mutates_its_input(spec):
     model = qnet()
     before = digest(model)
@@ -225,6 +229,44 @@ def test_compress_never_mutates_its_input(spec):
     assert out is not model
 
 
-def test_quantization_is_not_registered_yet():
-    with pytest.raises(ValueError, match="no compressor for quant=8 yet"):
-        compress(qnet(), "quant=8")
+# --- quantization -------------------------------------------------------------------------------
+
+def test_int8_error_is_at_most_half_a_step_and_sqnr_is_high():
+    model = qnet()
+    quantized = compress(model, "quant=8")
+    layers = [m for m in quantized if isinstance(m, QuantizedLinear)]
+    assert len(layers) == 3
+    for layer, original in zip(layers, linears(model), strict=True):
+        w = original.weight.detach()
+        assert layer.qweight.dtype == torch.int8
+        assert int(layer.qweight.abs().max()) == 127
+        err = (layer.dequantized_weight() - w).abs()
+        assert bool((err <= layer.scale[:, None] / 2 + 1e-7).all())
+        noise = (w - layer.dequantized_weight()).pow(2).sum()
+        sqnr_db = 10 * math.log10(float(w.pow(2).sum() / noise))
+        assert sqnr_db > 35.0
+        assert torch.equal(layer.bias, original.bias)
+
+
+def test_quantization_by_hand():
+    q, scale = quantize_per_channel(torch.tensor([[1.27, -0.635, 0.0], [0.0, 0.0, 0.0]]))
+    assert torch.equal(q, torch.tensor([[127, -64, 0], [0, 0, 0]], dtype=torch.int8))
+    torch.testing.assert_close(scale, torch.tensor([0.01, 1.0]))
+
+
+def test_qat_forward_is_the_int8_network_and_gradients_pass_straight_through():
+    model = qnet()
+    ptq, qat = compress(model, "quant=8"), compress(model, "quant=8,mode=qat")
+    assert all(isinstance(m, FakeQuantLinear) for m in linears(qat))
+    x = torch.randn(32, 8)
+    torch.testing.assert_close(qat(x), ptq(x), rtol=0, atol=1e-6)
+    qat(x).sum().backward()
+    assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in linears(qat))
+
+
+def test_quantization_composes_after_low_rank():
+    model = qnet()
+    both = compress(model, "lowrank=0.75+quant=8")
+    assert not linears(both)  # every Linear, factors included, is now int8
+    x = torch.randn(8, 8)
+    torch.testing.assert_close(both(x), compress(model, "lowrank=0.75")(x), rtol=0.05, atol=0.05)
