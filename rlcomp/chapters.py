@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import logging
 import os
-import platform
 import re
 import shlex
 import sys
-import time
 import typing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -119,33 +116,18 @@ def read_chapter(path: Path):
     return nb
 
 
-def provenance(name: str, profile: str, parameters: dict, command: Sequence[str],
-               root: Path = ROOT) -> dict:
-    """The ``rlcomp`` notebook metadata: chapter, profile, commit, date, machine and command."""
-    from rlcomp import __version__
-    from rlcomp.agents.common import git_commit
+def provenance(name: str, profile: str, parameters: dict, command: Sequence[str]) -> dict:
+    """The ``rlcomp`` notebook metadata: chapter, profile, parameters and provenance.
 
-    def version(package: str) -> str | None:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+    The provenance (commit, date, machine, package version) is the one checkpoints record, with the
+    command as one shell string.
+    """
+    from rlcomp.agents import common
 
-    return {
-        "chapter": name,
-        "profile": profile,
-        "parameters": parameters,
-        "git_commit": git_commit(root),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "python": platform.python_version(),
-            "torch": version("torch"),
-        },
-        "rlcomp_version": __version__,
-        "command": shlex.join(command),
-    }
+    origin = common.provenance(list(command))
+    origin["date"] = origin.pop("created")
+    origin["command"] = shlex.join(command)
+    return {"chapter": name, "profile": profile, "parameters": parameters, **origin}
 
 
 @contextlib.contextmanager
@@ -219,7 +201,7 @@ def run_chapter(name: str, profile: str, out: str | os.PathLike, *, root: Path =
     # papermill records its input; ours is the text file, not the notebook object read from it
     executed.metadata.get("papermill", {}).update(
         input_path=str(chapter_path(name, root).relative_to(root)), output_path=str(out))
-    executed.metadata["rlcomp"] = provenance(name, profile, params, command, root)
+    executed.metadata["rlcomp"] = provenance(name, profile, params, command)
     write_notebook(executed, out)
     return out
 

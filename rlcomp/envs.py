@@ -6,6 +6,7 @@ The poster names ``LunarLander-v2`` and ``HalfCheetah-v2``; Gymnasium 1.x ships 
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import warnings
@@ -51,8 +52,12 @@ _MUJOCO_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
 """MuJoCo 4 warns about an attribute of Gymnasium's model files: harmless, and repeated per env."""
 
 
+@functools.cache
 def _route_mujoco_warnings() -> None:
-    """Send MuJoCo's warnings to Python's ``warnings`` (not to stderr and ``MUJOCO_LOG.TXT``)."""
+    """Send MuJoCo's warnings to Python's ``warnings`` (not to stderr and ``MUJOCO_LOG.TXT``).
+
+    Installed once per process, on the first environment created.
+    """
     try:
         import mujoco
     except ImportError:

@@ -270,3 +270,8 @@ def test_quantization_composes_after_low_rank():
     assert not linears(both)  # every Linear, factors included, is now int8
     x = torch.randn(8, 8)
     torch.testing.assert_close(both(x), compress(model, "lowrank=0.75")(x), rtol=0.05, atol=0.05)
+
+
+def test_structured_pruning_refuses_a_factorized_network():
+    with pytest.raises(ValueError, match="plain Linear layers"):
+        compress(qnet(), "lowrank=0.9+prune=0.5,structured=true")

@@ -46,9 +46,9 @@ def _structured(model: nn.Module, spec: PruneSpec) -> nn.Module:
     A neuron's score is the L2 norm of its incoming weights; removing it deletes its row (and bias)
     in its layer and its column in the next layer.
     """
-    if not isinstance(model, nn.Sequential) or any(
-        not isinstance(m, nn.Linear) and any(True for _ in m.parameters()) for m in model
-    ):
+    plain_mlp = isinstance(model, nn.Sequential) and all(
+        type(m) is nn.Linear or next(m.parameters(), None) is None for m in model)
+    if not plain_mlp:
         raise ValueError("structured pruning works on an MLP of plain Linear layers")
     positions = [i for i, m in enumerate(model) if isinstance(m, nn.Linear)]
     for a, b in zip(positions[:-1], positions[1:], strict=True):
