@@ -1,4 +1,4 @@
-"""The ``rlcomp`` command line: ``rlcomp train`` and ``rlcomp evaluate``.
+"""The ``rlcomp`` command line: ``train``, ``compress``, ``evaluate`` and ``sweep``.
 
 Every user mistake ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -153,7 +153,7 @@ def _train(args: argparse.Namespace, owners: dict[str, set[str]], argv: list[str
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rlcomp.agents.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
+    from rlcomp.compress.storage import load_policy
     from rlcomp.envs import configure_torch
     from rlcomp.probes.rollout import evaluate_policy
 
@@ -162,22 +162,127 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UsageError(f"rlcomp evaluate: --seed must be >= 0, got {args.seed}")
     try:
-        ckpt = load_checkpoint(args.checkpoint, env_id=args.env)
-    except (CheckpointError, ValueError) as exc:
+        model = load_policy(args.model, env_id=args.env)
+    except ValueError as exc:
         raise UsageError(f"rlcomp evaluate: {exc}") from exc
     configure_torch()
-    result = evaluate_policy(policy_from_checkpoint(ckpt), ckpt.env_id, args.episodes, args.seed)
-    summary = {"checkpoint": str(ckpt.path), "env_id": ckpt.env_id, "algo": ckpt.algo,
-               **result.summary()}
+    result = evaluate_policy(model.policy, model.env_id, args.episodes, args.seed)
+    summary = {"checkpoint": str(model.path), "env_id": model.env_id, "algo": model.algo,
+               "spec": model.spec, **result.summary()}
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"{ckpt.path} ({ckpt.env_id}, {ckpt.algo}): "
+    compression = "" if model.spec == "dense" else f", {model.spec}"
+    print(f"{model.path} ({model.env_id}, {model.algo}{compression}): "
           f"{args.episodes} episodes from seed {args.seed}")
     print(f"mean {summary['mean_return']:.2f}  std {summary['std_return']:.2f}  "
           f"IQM {summary['iqm_return']:.2f}  min {summary['min_return']:.2f}  "
           f"max {summary['max_return']:.2f}  ({summary['eval_seconds']:.2f} s)")
     print("returns: " + " ".join(f"{r:.1f}" for r in summary["returns"]))
+    return 0
+
+
+def _compress(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from rlcomp.agents.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
+    from rlcomp.compress import compress, format_spec, parse_spec
+    from rlcomp.compress.export import policy_to_onnx
+    from rlcomp.compress.storage import compressed_file_bytes, theoretical_bytes
+    from rlcomp.files import atomic_write
+    from rlcomp.probes.size import model_size
+
+    try:
+        specs = parse_spec(args.spec)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"rlcomp compress: bad --spec: {exc}") from exc
+    for option, target in (("--out", args.out), ("--onnx", args.onnx)):
+        if target is not None and Path(target).is_dir():
+            raise UsageError(f"rlcomp compress: {option} {target} is a directory, not a file")
+    if args.onnx is not None and Path(args.onnx).resolve() == Path(args.out).resolve():
+        raise UsageError("rlcomp compress: --onnx and --out name the same file")
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        raise UsageError(f"rlcomp compress: {exc}") from exc
+    policy = policy_from_checkpoint(ckpt)
+    spec = format_spec(specs)
+    try:
+        compressed = dataclasses.replace(policy, net=compress(policy.net, specs))
+    except ValueError as exc:
+        raise UsageError(f"rlcomp compress: cannot apply {spec}: {exc}") from exc
+    data = compressed_file_bytes(compressed, {
+        "env_id": ckpt.env_id, "algo": ckpt.algo, "spec": spec, "source": ckpt.name,
+        "source_digest": ckpt.digest})
+    onnx_data = None if args.onnx is None else policy_to_onnx(compressed).SerializeToString()
+    atomic_write(args.out, data)
+    if onnx_data is not None:
+        atomic_write(args.onnx, onnx_data)
+    size = model_size(compressed.net)
+    summary = {"checkpoint": str(ckpt.path), "env_id": ckpt.env_id, "algo": ckpt.algo,
+               "spec": spec, "out": str(args.out), "onnx": args.onnx,
+               "params": size.params, "weights": size.weights,
+               "nonzero_weights": size.nonzero_weights, "bytes": len(data),
+               "theoretical_bytes": theoretical_bytes(compressed.net),
+               "onnx_bytes": None if onnx_data is None else len(onnx_data)}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{args.out}: {ckpt.name} compressed with {spec}")
+    print(f"{summary['params']:,} parameters, {summary['nonzero_weights']:,} of "
+          f"{summary['weights']:,} weights nonzero; {summary['bytes']:,} bytes "
+          f"(theoretical {summary['theoretical_bytes']:,})")
+    if onnx_data is not None:
+        print(f"{args.onnx}: ONNX, {len(onnx_data):,} bytes")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from rlcomp.experiments.driver import run_sweep
+    from rlcomp.experiments.store import ResultStore, StoreError
+    from rlcomp.experiments.sweep import SweepError, load_sweep
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"rlcomp sweep: --workers must be >= 1, got {args.workers}")
+    if args.address is not None and args.executor != "ray":
+        raise UsageError("rlcomp sweep: --address needs --executor ray")
+    try:
+        sweep = load_sweep(args.file)
+    except SweepError as exc:
+        raise UsageError(f"rlcomp sweep: {exc}") from exc
+    if args.executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError as exc:
+            raise UsageError("rlcomp sweep: --executor ray needs the ray package") from exc
+    try:
+        store = ResultStore(args.store)
+    except StoreError as exc:
+        raise UsageError(f"rlcomp sweep: {exc}") from exc
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="job", desc="sweep", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    with store:
+        try:
+            summary = run_sweep(sweep, store, executor=args.executor, workers=args.workers,
+                                address=args.address, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        print(f"{args.file}: {summary.jobs_total} jobs, {summary.jobs_skipped} already stored, "
+              f"{summary.jobs_run} run in {summary.seconds:.1f} s -> {summary.store}")
     return 0
 
 
@@ -201,13 +306,43 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     owners = _add_config_options(train)
 
-    ev = sub.add_parser("evaluate", help="evaluate a checkpoint's deterministic policy",
-                        description="Run seeded episodes of a checkpoint's greedy/mean policy.")
-    ev.add_argument("checkpoint", help="NAME.safetensors, NAME.json, or NAME")
+    comp = sub.add_parser(
+        "compress", help="compress a checkpoint's policy into a compact file",
+        description="Compress a checkpoint's policy network with SPEC and write the compact file "
+                    "(and optionally ONNX). SPEC is METHOD=LEVEL[,key=value...], several joined "
+                    "by + and applied left to right, or dense: prune=P (scope=layer, "
+                    "structured=true), lowrank=R (keep_io=true), quant=8 (mode=qat).")
+    comp.add_argument("checkpoint", help="NAME.safetensors, NAME.json, or NAME")
+    comp.add_argument("--spec", required=True, help="compression spec, e.g. lowrank=0.3+prune=0.5")
+    comp.add_argument("--out", required=True, help="compressed file to write (.rlc.safetensors)")
+    comp.add_argument("--onnx", default=None, help="also export the compressed policy as ONNX")
+    comp.add_argument("--json", action="store_true", help="print JSON")
+
+    ev = sub.add_parser("evaluate", help="evaluate a checkpoint's or compressed file's policy",
+                        description="Run seeded episodes of a checkpoint's or a compressed file's "
+                                    "greedy/mean policy.")
+    ev.add_argument("model", metavar="checkpoint",
+                    help="a checkpoint (NAME.safetensors, NAME.json or NAME) or a compressed file")
     ev.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
     ev.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED + i (default 0)")
     ev.add_argument("--env", default=None, help="refuse a checkpoint of another environment")
     ev.add_argument("--json", action="store_true", help="print JSON")
+
+    sw = sub.add_parser("sweep", help="run a YAML grid of compress-and-measure jobs",
+                        description="Run the jobs of a sweep file that the store does not have "
+                                    "yet, storing each result as it finishes.")
+    sw.add_argument("file", help="sweep file (YAML: checkpoints, specs, episodes, eval_seeds, "
+                                 "optional finetune and probes)")
+    sw.add_argument("--executor", choices=["local", "ray"], default="local",
+                    help="local process pool (default) or Ray")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="parallel jobs (default: one per core)")
+    sw.add_argument("--address", default=None,
+                    help="Ray cluster address (default: start a local Ray instance)")
+    sw.add_argument("--store", default="results/rlcomp.sqlite",
+                    help="results store (default: results/rlcomp.sqlite)")
+    sw.add_argument("--json", action="store_true", help="print a JSON summary")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser, owners
 
 
@@ -219,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "train":
             return _train(args, owners, argv)
+        if args.command == "compress":
+            return _compress(args)
+        if args.command == "sweep":
+            return _sweep(args)
         return _evaluate(args)
     except UsageError as exc:
         print(str(exc).splitlines()[0] if str(exc) else "rlcomp: error", file=sys.stderr)

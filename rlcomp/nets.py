@@ -55,8 +55,10 @@ class ObsNormalizer:
 
     def __init__(self, mean: np.ndarray, var: np.ndarray, clip: float = 10.0, eps: float = 1e-8):
         self.mean = np.asarray(mean, dtype=np.float64)
-        self.std = np.sqrt(np.asarray(var, dtype=np.float64) + eps)
+        self.var = np.asarray(var, dtype=np.float64)
+        self.std = np.sqrt(self.var + eps)
         self.clip = float(clip)
+        self.eps = float(eps)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return np.clip((obs - self.mean) / self.std, -self.clip, self.clip).astype(np.float32)

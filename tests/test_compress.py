@@ -245,7 +245,10 @@ def test_int8_error_is_at_most_half_a_step_and_sqnr_is_high():
         noise = (w - layer.dequantized_weight()).pow(2).sum()
         sqnr_db = 10 * math.log10(float(w.pow(2).sum() / noise))
         assert sqnr_db > 35.0
-        assert torch.equal(layer.bias, original.bias)
+        b = original.bias.detach()
+        assert layer.qbias.dtype == torch.int8 and int(layer.qbias.abs().max()) == 127
+        assert bool(((layer.bias - b).abs() <= layer.bias_scale / 2 + 1e-7).all())
+        torch.testing.assert_close(layer.bias_scale, b.abs().max() / 127)
 
 
 def test_quantization_by_hand():
@@ -259,9 +262,22 @@ def test_qat_forward_is_the_int8_network_and_gradients_pass_straight_through():
     ptq, qat = compress(model, "quant=8"), compress(model, "quant=8,mode=qat")
     assert all(isinstance(m, FakeQuantLinear) for m in linears(qat))
     x = torch.randn(32, 8)
+    with torch.no_grad():
+        assert torch.equal(qat(x), ptq(x))
     torch.testing.assert_close(qat(x), ptq(x), rtol=0, atol=1e-6)
     qat(x).sum().backward()
-    assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in linears(qat))
+    for m in linears(qat):
+        assert m.weight.grad is not None and m.weight.grad.abs().sum() > 0
+        assert m.bias.grad is not None and m.bias.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("quant=8+prune=0.5", "prune first"), ("quant=8+lowrank=0.5", "factorize first"),
+    ("quant=8,mode=qat+lowrank=0.5", "factorize first"), ("quant=8+quant=8", "already quantized"),
+])
+def test_steps_after_quantization_are_refused_not_skipped(spec, message):
+    with pytest.raises(ValueError, match=message):
+        compress(qnet(), spec)
 
 
 def test_quantization_composes_after_low_rank():
@@ -275,3 +291,9 @@ def test_quantization_composes_after_low_rank():
 def test_structured_pruning_refuses_a_factorized_network():
     with pytest.raises(ValueError, match="plain Linear layers"):
         compress(qnet(), "lowrank=0.9+prune=0.5,structured=true")
+
+
+def test_zero_rank_reduction_is_the_identity():
+    model = qnet()
+    assert digest(compress(model, "lowrank=0")) == digest(model)
+    assert digest(compress(model, "lowrank=0+prune=0")) == digest(model)

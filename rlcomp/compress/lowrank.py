@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from rlcomp.compress.quant import is_quantized
 from rlcomp.compress.registry import register
 from rlcomp.compress.specs import LowRankSpec
 
@@ -39,8 +40,10 @@ def kept_rank(full_rank: int, reduction: float) -> int:
 def low_rank_layer(layer: nn.Linear, reduction: float) -> nn.Module:
     """The best rank-``k`` approximation of ``layer`` (Eckart-Young): two factors when smaller."""
     weight = layer.weight.detach().to(torch.float64)
-    u, s, vh = torch.linalg.svd(weight, full_matrices=False)
     k = kept_rank(min(weight.shape), reduction)
+    if k == min(weight.shape):
+        return layer  # full rank: the layer is its own best approximation, bit for bit
+    u, s, vh = torch.linalg.svd(weight, full_matrices=False)
     out_f, in_f = weight.shape
     if k * (in_f + out_f) < in_f * out_f:
         new = FactorizedLinear(in_f, k, out_f)
@@ -58,6 +61,9 @@ def low_rank_layer(layer: nn.Linear, reduction: float) -> nn.Module:
 def _lowrank(model: nn.Module, spec: LowRankSpec) -> nn.Module:
     if not isinstance(model, nn.Sequential):
         raise ValueError("lowrank works on an MLP (nn.Sequential of Linear and activations)")
+    if is_quantized(model):
+        raise ValueError("lowrank on a quantized network is not supported; factorize first, as in "
+                         "lowrank=0.5+quant=8")
     positions = [i for i, m in enumerate(model) if isinstance(m, nn.Linear)]
     if len(positions) != sum(isinstance(m, nn.Linear | FactorizedLinear) for m in model):
         raise ValueError("lowrank on a network that is already factorized is not supported")

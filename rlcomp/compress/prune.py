@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rlcomp.compress.quant import QuantizedLinear
 from rlcomp.compress.registry import register
 from rlcomp.compress.specs import PruneSpec
 
@@ -71,4 +72,7 @@ def _structured(model: nn.Module, spec: PruneSpec) -> nn.Module:
 
 @register(PruneSpec)
 def _prune(model: nn.Module, spec: PruneSpec) -> nn.Module:
+    if any(isinstance(m, QuantizedLinear) for m in model.modules()):
+        raise ValueError("pruning an int8 network is not supported; prune first, as in "
+                         "prune=0.5+quant=8")
     return _structured(model, spec) if spec.structured else _unstructured(model, spec)

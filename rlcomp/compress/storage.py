@@ -1,0 +1,429 @@
+"""Compact files of compressed policies: as small as the information in them, and self-describing.
+
+A compressed file is one safetensors file. Its metadata names the format, the environment, the
+algorithm, the canonical spec, the source checkpoint and its digest, and the model: the policy's
+action rule and a list of layer descriptors. Its tensors are a few flat blobs, one per data type,
+that the layer descriptors consume in order:
+
+- ``float32``: float weights (dense, or only the nonzeros), biases, int8 scales, action bounds;
+- ``int8``: int8 weights (dense, or only the nonzeros) and int8 biases;
+- ``mask``: packed bitmasks (``numpy.packbits``, row-major) marking the nonzero weights of sparse
+  layers;
+- ``float64``: the observation normaliser's mean and variance, when the policy has one.
+
+Each weight matrix is stored sparse (bitmask + nonzeros) when that is smaller than dense, else
+dense; a factorized layer is its two factors; a quantized layer is int8 values plus one float32
+scale per output channel and one per bias vector. Packing everything into a handful of blobs keeps
+the safetensors header near 1 kB whatever the number of layers, which is what lets the int8 file
+come within 5% of one byte per parameter.
+
+Loading reads the header as JSON and the blobs as raw arrays: nothing is unpickled, and a loaded
+model computes exactly what the in-memory compressed model computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from rlcomp.agents.policy import Policy
+from rlcomp.compress.lowrank import FactorizedLinear
+from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
+from rlcomp.files import atomic_write
+from rlcomp.nets import ObsNormalizer
+
+FORMAT = "rlcomp-compressed/1"
+"""The ``format`` metadata of every compressed file this version writes and reads."""
+
+SUFFIX = ".rlc.safetensors"
+"""The conventional file name ending of a compressed model."""
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+"""Parameter-free layers a compressed network may contain, by their name in the file."""
+
+_BLOB_DTYPES = {"float32": torch.float32, "int8": torch.int8, "mask": torch.uint8,
+                "float64": torch.float64}
+
+
+class StorageError(ValueError):
+    """A compressed file that is missing, foreign, damaged or inconsistent."""
+
+
+@dataclass
+class CompressedModel:
+    """A loaded compressed file: the policy, its metadata and the file's digest."""
+
+    policy: Policy
+    meta: dict
+    digest: str
+    path: Path
+    bytes: int
+
+    @property
+    def env_id(self) -> str:
+        return self.meta["env_id"]
+
+    @property
+    def algo(self) -> str:
+        return self.meta["algo"]
+
+    @property
+    def spec(self) -> str:
+        return self.meta["spec"]
+
+
+# --- encoding -------------------------------------------------------------------------------------
+
+class _Writer:
+    """Appends arrays to the per-dtype blobs."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in _BLOB_DTYPES}
+
+    def put(self, blob: str, values: torch.Tensor | np.ndarray) -> None:
+        array = values.detach().numpy() if isinstance(values, torch.Tensor) else values
+        self.parts[blob].append(np.ascontiguousarray(array).reshape(-1))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, parts in self.parts.items():
+            if parts:
+                dtype = _BLOB_DTYPES[name]
+                out[name] = torch.from_numpy(np.concatenate(parts)).to(dtype).contiguous()
+        return out
+
+
+def _sparse_is_smaller(numel: int, nnz: int, value_bytes: int) -> bool:
+    return math.ceil(numel / 8) + nnz * value_bytes < numel * value_bytes
+
+
+def _put_matrix(w: _Writer, weight: torch.Tensor, blob: str, value_bytes: int) -> dict:
+    """Write a weight matrix dense or as bitmask + nonzeros, whichever is smaller."""
+    flat = weight.detach().reshape(-1)
+    nonzero = flat != 0
+    nnz = int(nonzero.sum())
+    if _sparse_is_smaller(flat.numel(), nnz, value_bytes):
+        w.put("mask", np.packbits(nonzero.numpy()))
+        w.put(blob, flat[nonzero])
+        return {"nnz": nnz}
+    w.put(blob, flat)
+    return {}
+
+
+def _encode_layer(w: _Writer, module: nn.Module) -> dict | str:
+    if isinstance(module, FakeQuantLinear):
+        module = module.quantized()
+    if type(module) is nn.Linear:
+        desc = {"t": "f32", "in": module.in_features, "out": module.out_features,
+                **_put_matrix(w, module.weight, "float32", 4)}
+        if module.bias is None:
+            desc["bias"] = False
+        else:
+            w.put("float32", module.bias)
+        return desc
+    if isinstance(module, QuantizedLinear):
+        desc = {"t": "i8", "in": module.in_features, "out": module.out_features,
+                **_put_matrix(w, module.qweight, "int8", 1)}
+        w.put("float32", module.scale)
+        if module.qbias is None:
+            desc["bias"] = False
+        else:
+            w.put("int8", module.qbias)
+            w.put("float32", module.bias_scale.reshape(1))
+        return desc
+    if isinstance(module, FactorizedLinear):
+        return {"t": "factors", "first": _encode_layer(w, module.first),
+                "second": _encode_layer(w, module.second)}
+    for name, cls in ACTIVATIONS.items():
+        if type(module) is cls:
+            return name
+    raise TypeError(f"cannot store a {type(module).__name__} layer (supported: Linear, "
+                    "FactorizedLinear, QuantizedLinear, FakeQuantLinear, ReLU, Tanh)")
+
+
+def encode_network(net: nn.Module) -> tuple[list, dict[str, torch.Tensor]]:
+    """Layer descriptors and blobs of a network (an ``nn.Sequential`` or a single layer)."""
+    w = _Writer()
+    layers = [_encode_layer(w, m) for m in _modules(net)]
+    return layers, w.tensors()
+
+
+def _modules(net: nn.Module) -> list[nn.Module]:
+    return list(net) if isinstance(net, nn.Sequential) else [net]
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+class _Reader:
+    """Consumes the per-dtype blobs in the order the writer filled them."""
+
+    def __init__(self, blobs: dict[str, torch.Tensor]) -> None:
+        self.blobs = blobs
+        self.pos = dict.fromkeys(blobs, 0)
+
+    def take(self, blob: str, count: int) -> torch.Tensor:
+        data = self.blobs.get(blob)
+        start = self.pos.get(blob, 0)
+        if data is None or start + count > data.numel():
+            raise StorageError(f"the {blob} data ends early (the file is damaged)")
+        self.pos[blob] = start + count
+        return data[start : start + count].clone()
+
+    def check_consumed(self) -> None:
+        for blob, data in self.blobs.items():
+            if self.pos[blob] != data.numel():
+                raise StorageError(f"the {blob} data has {data.numel() - self.pos[blob]} values "
+                                   "that no layer uses (the file is damaged)")
+
+
+def _take_matrix(r: _Reader, desc: dict, blob: str) -> torch.Tensor:
+    n_out, n_in = desc["out"], desc["in"]
+    numel = n_out * n_in
+    if "nnz" not in desc:
+        return r.take(blob, numel).reshape(n_out, n_in)
+    bits = np.unpackbits(r.take("mask", math.ceil(numel / 8)).numpy())[:numel].astype(bool)
+    if int(bits.sum()) != desc["nnz"]:
+        raise StorageError("a sparse layer's bitmask does not match its nonzero count")
+    values = r.take(blob, desc["nnz"])
+    dense = torch.zeros(numel, dtype=values.dtype)
+    dense[torch.from_numpy(bits)] = values
+    return dense.reshape(n_out, n_in)
+
+
+def _decode_layer(r: _Reader, desc: dict | str) -> nn.Module:
+    if isinstance(desc, str):
+        if desc not in ACTIVATIONS:
+            raise StorageError(f"unknown layer {desc!r}")
+        return ACTIVATIONS[desc]()
+    kind = desc.get("t")
+    if kind == "factors":
+        return _factors(_decode_layer(r, desc["first"]), _decode_layer(r, desc["second"]))
+    has_bias = desc.get("bias", True)
+    if kind == "f32":
+        layer = nn.Linear(desc["in"], desc["out"], bias=has_bias)
+        layer.weight.data = _take_matrix(r, desc, "float32")
+        if has_bias:
+            layer.bias.data = r.take("float32", desc["out"])
+        return layer
+    if kind == "i8":
+        qweight = _take_matrix(r, desc, "int8")
+        scale = r.take("float32", desc["out"])
+        qbias, bias_scale = None, None
+        if has_bias:
+            qbias, bias_scale = r.take("int8", desc["out"]), r.take("float32", 1).reshape(())
+        return QuantizedLinear(qweight, scale, qbias, bias_scale)
+    raise StorageError(f"unknown layer kind {kind!r}")
+
+
+def _factors(first: nn.Module, second: nn.Module) -> FactorizedLinear:
+    layer = FactorizedLinear.__new__(FactorizedLinear)
+    nn.Module.__init__(layer)
+    layer.first, layer.second = first, second
+    return layer
+
+
+def decode_network(layers: list, blobs: dict[str, torch.Tensor]) -> nn.Sequential:
+    """The network that :func:`encode_network` described (checks every value is used)."""
+    r = _Reader(blobs)
+    net = nn.Sequential(*[_decode_layer(r, d) for d in layers])
+    r.check_consumed()
+    return net
+
+
+# --- sizes ----------------------------------------------------------------------------------------
+
+def theoretical_bytes(net: nn.Module) -> int:
+    """Bytes of the information in a compressed network, before any container overhead.
+
+    Each stored parameter costs its bits / 8 (4 bytes float32, 1 byte int8); a weight matrix that
+    is cheaper as a bitmask plus its nonzeros costs ``numel / 8 + nnz x value bytes``. Scales and
+    file headers are overhead and not counted.
+    """
+    total = 0.0
+    for m in net.modules():
+        if isinstance(m, FakeQuantLinear):
+            m = m.quantized()
+        if type(m) is nn.Linear:
+            weight, bias, value_bytes = m.weight, m.bias, 4
+        elif isinstance(m, QuantizedLinear):
+            weight, bias, value_bytes = m.qweight, m.qbias, 1
+        else:
+            continue
+        numel, nnz = weight.numel(), int((weight != 0).sum())
+        dense = numel * value_bytes
+        total += min(dense, numel / 8 + nnz * value_bytes)
+        total += 0 if bias is None else bias.numel() * value_bytes
+    return math.ceil(total)
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+def _policy_tensors(policy: Policy, w: _Writer) -> dict:
+    desc: dict = {"action": policy.action}
+    if policy.obs_norm is not None:
+        desc["obs_norm"] = {"dim": int(policy.obs_norm.mean.size), "clip": policy.obs_norm.clip,
+                            "eps": policy.obs_norm.eps}
+        w.put("float64", policy.obs_norm.mean.astype(np.float64))
+        w.put("float64", policy.obs_norm.var.astype(np.float64))
+    if policy.action_low is not None and policy.action_high is not None:
+        desc["bounds"] = int(np.asarray(policy.action_low).size)
+        w.put("float32", np.asarray(policy.action_low, dtype=np.float32))
+        w.put("float32", np.asarray(policy.action_high, dtype=np.float32))
+    return desc
+
+
+def compressed_file_bytes(policy: Policy, meta: dict) -> bytes:
+    """The bytes of a compressed file for ``policy``; ``meta`` names env_id, algo, spec, source.
+
+    ``meta`` may also carry ``source_digest`` (the source checkpoint's digest).
+    """
+    for key in ("env_id", "algo", "spec"):
+        if not isinstance(meta.get(key), str):
+            raise ValueError(f"compressed-file metadata needs {key!r} as text")
+    w = _Writer()
+    policy_desc = _policy_tensors(policy, w)
+    layers = [_encode_layer(w, m) for m in _modules(policy.net)]
+    model = {"policy": policy_desc, "layers": layers}
+    header = {"format": FORMAT, **{k: str(v) for k, v in meta.items()},
+              "model": json.dumps(model, separators=(",", ":"))}
+    return save_safetensors_bytes(w.tensors(), metadata=header)
+
+
+def save_compressed(path: str | os.PathLike, policy: Policy, meta: dict) -> int:
+    """Write ``policy`` as a compressed file (atomically); returns the file's size in bytes."""
+    data = compressed_file_bytes(policy, meta)
+    atomic_write(path, data)
+    return len(data)
+
+
+def _header(blob: bytes, path: Path) -> dict:
+    if len(blob) < 8:
+        raise StorageError(f"{path}: not a compressed rlcomp file (too short)")
+    n = int.from_bytes(blob[:8], "little")
+    if n > len(blob) - 8:
+        raise StorageError(f"{path}: not a compressed rlcomp file (bad header length)")
+    try:
+        header = json.loads(blob[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StorageError(f"{path}: not a compressed rlcomp file (header is not JSON)") from exc
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise StorageError(f"{path}: not a compressed rlcomp file (format is not {FORMAT})")
+    return meta
+
+
+def is_compressed_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file that starts like a compressed rlcomp file."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with p.open("rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            return 0 < n < 1 << 20 and FORMAT.encode() in f.read(n)
+    except OSError:
+        return False
+
+
+def load_compressed(path: str | os.PathLike) -> CompressedModel:
+    """Load a compressed file into a :class:`Policy` that computes exactly what was saved.
+
+    Raises:
+        StorageError: with a one-line reason, for a missing, foreign, damaged or inconsistent file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StorageError(f"{path}: no such file")
+    blob = path.read_bytes()
+    meta = _header(blob, path)
+    try:
+        blobs = load_safetensors_bytes(blob)
+        model = json.loads(meta["model"])
+        for name, data in blobs.items():
+            if name not in _BLOB_DTYPES or data.dtype != _BLOB_DTYPES[name] or data.dim() != 1:
+                raise StorageError(f"unexpected tensor {name!r}")
+        r = _Reader(blobs)
+        pol = model["policy"]
+        obs_norm = None
+        if "obs_norm" in pol:
+            dim = pol["obs_norm"]["dim"]
+            mean, var = r.take("float64", dim).numpy(), r.take("float64", dim).numpy()
+            obs_norm = ObsNormalizer(mean, var, clip=pol["obs_norm"]["clip"],
+                                     eps=pol["obs_norm"]["eps"])
+        low = high = None
+        if "bounds" in pol:
+            low = r.take("float32", pol["bounds"]).numpy()
+            high = r.take("float32", pol["bounds"]).numpy()
+        layers = [_decode_layer(r, d) for d in model["layers"]]
+        r.check_consumed()
+        if pol["action"] not in ("argmax", "mean"):
+            raise StorageError(f"unknown action rule {pol['action']!r}")
+    except StorageError as exc:
+        raise StorageError(f"{path}: {exc}") from None
+    except Exception as exc:  # safetensors and malformed JSON raise their own types
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise StorageError(f"{path}: damaged compressed file ({reason})") from None
+    net: nn.Module = nn.Sequential(*layers)
+    policy = Policy(net=net.eval(), action=pol["action"], obs_norm=obs_norm,
+                    action_low=low, action_high=high)
+    meta = {k: v for k, v in meta.items() if k != "model"} | {"model": model}
+    return CompressedModel(policy=policy, meta=meta, digest=hashlib.sha256(blob).hexdigest(),
+                           path=path, bytes=len(blob))
+
+
+# --- either kind of file --------------------------------------------------------------------------
+
+@dataclass
+class LoadedPolicy:
+    """A policy from a checkpoint or a compressed file, with what identifies it."""
+
+    policy: Policy
+    env_id: str
+    algo: str
+    spec: str
+    """Canonical spec of the compression applied (``dense`` for a checkpoint)."""
+    digest: str
+    """SHA-256 of the tensor file (checkpoint) or of the compressed file."""
+    path: Path
+
+
+def load_policy(name: str | os.PathLike, env_id: str | None = None) -> LoadedPolicy:
+    """Load a checkpoint (``NAME``, ``NAME.json`` or ``NAME.safetensors``) or a compressed file.
+
+    Args:
+        name: what to load; a compressed file is recognised by its content, not its name.
+        env_id: if given, refuse a model of another environment.
+
+    Raises:
+        CheckpointError | StorageError: (both ``ValueError``) with a one-line reason.
+    """
+    from rlcomp.agents.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
+    from rlcomp.envs import resolve_env_id
+
+    if is_compressed_file(name):
+        model = load_compressed(name)
+        if env_id is not None and model.env_id != resolve_env_id(env_id, notify=False):
+            raise StorageError(f"{model.path}: compressed from a {model.env_id} agent, not "
+                               f"{resolve_env_id(env_id, notify=False)}")
+        return LoadedPolicy(model.policy, model.env_id, model.algo, model.spec, model.digest,
+                            model.path)
+    try:
+        ckpt = load_checkpoint(name, env_id=env_id)
+    except CheckpointError as exc:
+        if Path(name).is_file() and Path(name).suffix not in (".json", ".safetensors"):
+            raise CheckpointError(f"{name}: neither a checkpoint nor a compressed rlcomp file") \
+                from exc
+        raise
+    return LoadedPolicy(policy_from_checkpoint(ckpt), ckpt.env_id, ckpt.algo, "dense",
+                        ckpt.digest, ckpt.path)

@@ -1,0 +1,197 @@
+import dataclasses
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from rlcomp.agents.policy import Policy
+from rlcomp.compress import QuantizedLinear, compress
+from rlcomp.compress.storage import (
+    StorageError,
+    is_compressed_file,
+    load_compressed,
+    save_compressed,
+    theoretical_bytes,
+)
+from rlcomp.nets import ObsNormalizer, mlp
+
+SPECS = ["dense", "prune=0.5", "prune=0.9", "prune=0.9,scope=layer", "prune=0.5,structured=true",
+         "lowrank=0.5", "lowrank=0.9", "lowrank=0.75,keep_io=true", "quant=8", "quant=8,mode=qat",
+         "lowrank=0.5+prune=0.5", "prune=0.9+quant=8", "lowrank=0.75+quant=8"]
+
+
+def qpolicy(seed=0) -> Policy:
+    torch.manual_seed(seed)
+    return Policy(net=mlp([8, 256, 256, 4]), action="argmax")
+
+
+def gaussian_policy(seed=0) -> Policy:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    norm = ObsNormalizer(rng.normal(size=5), rng.uniform(0.5, 2, size=5), clip=5.0)
+    return Policy(net=mlp([5, 32, 32, 3]), action="mean", obs_norm=norm,
+                  action_low=-np.ones(3, np.float32), action_high=np.ones(3, np.float32))
+
+
+def save(tmp_path, policy, spec, name="m.rlc.safetensors"):
+    compressed = dataclasses.replace(policy, net=compress(policy.net, spec))
+    path = tmp_path / name
+    n = save_compressed(path, compressed, {"env_id": "Test-v0", "algo": "ddqn", "spec": spec})
+    return compressed, path, n
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("make", [qpolicy, gaussian_policy])
+def test_round_trip_is_exact(tmp_path, spec, make):
+    policy = make()
+    compressed, path, n = save(tmp_path, policy, spec)
+    loaded = load_compressed(path)
+    assert loaded.bytes == n == path.stat().st_size
+    assert loaded.spec == spec and loaded.env_id == "Test-v0"
+    obs = np.random.default_rng(1).normal(size=(64, policy.net[0].in_features)) * 3
+    x = torch.as_tensor(obs, dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.equal(loaded.policy.net(x), compressed.net(x))
+    assert np.array_equal(loaded.policy.act(obs), compressed.act(obs))
+    assert sum(m.numel() for m in loaded.policy.net.state_dict().values()) > 0
+
+
+def test_policy_wrapping_survives(tmp_path):
+    policy = gaussian_policy()
+    _, path, _ = save(tmp_path, policy, "quant=8")
+    loaded = load_compressed(path).policy
+    assert loaded.action == "mean"
+    assert np.array_equal(loaded.obs_norm.mean, policy.obs_norm.mean)
+    assert np.array_equal(loaded.obs_norm.std, policy.obs_norm.std)
+    assert loaded.obs_norm.clip == 5.0
+    assert np.array_equal(loaded.action_low, policy.action_low)
+    assert np.array_equal(loaded.action_high, policy.action_high)
+
+
+def test_qat_model_is_stored_as_the_int8_model_it_computes(tmp_path):
+    _, path, _ = save(tmp_path, qpolicy(), "quant=8,mode=qat")
+    _, ptq_path, _ = save(tmp_path, qpolicy(), "quant=8", name="ptq.rlc.safetensors")
+    loaded = load_compressed(path).policy.net
+    assert all(isinstance(m, QuantizedLinear) for m in loaded if not isinstance(m, nn.ReLU))
+    ptq = load_compressed(ptq_path).policy.net
+    for a, b in zip(loaded.state_dict().values(), ptq.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+# --- the byte targets, on a fixed model of the LunarLander Q-network's shape ---------------------
+
+def test_int8_file_is_within_5_percent_of_one_byte_per_parameter(tmp_path):
+    policy = qpolicy()
+    params = sum(p.numel() for p in policy.net.parameters())
+    assert params == 69_124
+    compressed, _, n = save(tmp_path, policy, "quant=8")
+    assert theoretical_bytes(compressed.net) == params
+    assert n <= 1.05 * params
+
+
+def test_sparse_file_at_90_percent_meets_the_bitmask_bound(tmp_path):
+    policy = qpolicy()
+    compressed, _, n = save(tmp_path, policy, "prune=0.9")
+    weights = sum(m.weight.numel() for m in compressed.net if isinstance(m, nn.Linear))
+    nnz = sum(int((m.weight != 0).sum()) for m in compressed.net if isinstance(m, nn.Linear))
+    assert nnz == weights - round(0.9 * weights)
+    assert n <= 1.10 * (nnz * 4 + weights / 8)
+
+
+def test_dense_is_kept_when_sparse_would_be_larger(tmp_path):
+    _, _, dense = save(tmp_path, qpolicy(), "dense", name="a.rlc.safetensors")
+    _, path, light = save(tmp_path, qpolicy(), "prune=0.01", name="b.rlc.safetensors")
+    with safe_open(path, "pt") as f:
+        assert "mask" not in f.keys()  # 1% zeros: a bitmask would cost more than it saves
+    assert abs(light - dense) <= 16  # only the spec text differs
+    _, _, heavy = save(tmp_path, qpolicy(), "prune=0.5", name="c.rlc.safetensors")
+    assert heavy < 0.6 * dense
+
+
+def test_factors_are_stored_when_smaller(tmp_path):
+    compressed, _, n = save(tmp_path, qpolicy(), "lowrank=0.75")
+    dense = theoretical_bytes(qpolicy().net)
+    assert theoretical_bytes(compressed.net) < 0.6 * dense
+    assert n <= 1.01 * theoretical_bytes(compressed.net) + 1024
+
+
+def test_theoretical_bytes_by_hand():
+    layer = nn.Linear(4, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 0]]))
+    assert theoretical_bytes(layer) == 8 // 8 + 1 * 4 + 2 * 4  # bitmask + 1 nonzero + biases
+    with torch.no_grad():
+        layer.weight.fill_(0.5)
+    assert theoretical_bytes(layer) == 8 * 4 + 2 * 4  # dense: 8 weights + 2 biases, float32
+    assert theoretical_bytes(nn.Linear(64, 1, bias=False)) == 256
+    sparse = nn.Linear(64, 1, bias=False)
+    with torch.no_grad():
+        sparse.weight.zero_()
+        sparse.weight[0, 3] = 1.0
+    assert theoretical_bytes(sparse) == 64 // 8 + 4  # bitmask + one nonzero
+    assert theoretical_bytes(compress(nn.Linear(4, 2), "quant=8")) == 8 + 2
+
+
+# --- safety and failure --------------------------------------------------------------------------
+
+def test_loading_never_unpickles(tmp_path, monkeypatch):
+    _, path, _ = save(tmp_path, gaussian_policy(), "lowrank=0.5+prune=0.5")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling attempted")
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    load_compressed(path)
+
+
+def test_unsupported_layer_writes_nothing(tmp_path):
+    policy = Policy(net=nn.Sequential(nn.Linear(2, 2), nn.Sigmoid()), action="argmax")
+    with pytest.raises(TypeError, match="cannot store a Sigmoid layer"):
+        save_compressed(tmp_path / "x.rlc.safetensors", policy,
+                        {"env_id": "T-v0", "algo": "ddqn", "spec": "dense"})
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "foreign", "garbage", "empty", "missing"])
+def test_damaged_or_foreign_files_fail_with_one_line(tmp_path, damage):
+    _, path, n = save(tmp_path, qpolicy(), "prune=0.9")
+    blob = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(blob[: n - 100])
+    elif damage == "foreign":
+        from safetensors.torch import save_file
+
+        save_file({"w": torch.zeros(3)}, str(path))
+    elif damage == "garbage":
+        path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+    with pytest.raises(StorageError) as info:
+        load_compressed(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    assert not is_compressed_file(path) or damage == "truncate"
+
+
+def test_inconsistent_metadata_is_caught(tmp_path):
+    _, path, _ = save(tmp_path, qpolicy(), "quant=8")
+    blob = path.read_bytes()
+    tampered = blob.replace(b'\\"out\\":4', b'\\"out\\":3')
+    assert tampered != blob
+    path.write_bytes(tampered)
+    with pytest.raises(StorageError, match="damaged"):
+        load_compressed(path)
+
+
+def test_is_compressed_file(tmp_path):
+    _, path, _ = save(tmp_path, qpolicy(), "dense")
+    assert is_compressed_file(path)
+    assert not is_compressed_file(tmp_path / "nothing")
+    (tmp_path / "t.json").write_text("{}")
+    assert not is_compressed_file(tmp_path / "t.json")
