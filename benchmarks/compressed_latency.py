@@ -6,7 +6,8 @@ PyTorch (``Policy.act``) and in ONNX Runtime (the exported graph, int8 weights d
 session start). For quant=8 it adds the two other ONNX int8 forms (dequantize on every call;
 integer matrix products with dynamically quantized activations) and, in eager PyTorch, our int8
 layer against torchao's int8 weight-only quantization (``quantize_(net, Int8WeightOnlyConfig())``)
-and against the dense network, with each one's largest output difference from the dense network.
+and against the dense network, with each one's largest output difference from the dense network
+(relative to the dense network's largest output, on standard-normal inputs).
 
 Everything runs on one thread. Each variant is timed in ``--rounds`` interleaved rounds of
 ``--repeats`` calls and the round with the smallest median is reported (its median and p95), which
@@ -88,11 +89,12 @@ def best_of_rounds(timers: dict[str, Callable[[], LatencyResult]], rounds: int) 
             for name, r in best.items()}
 
 
-def max_difference(a: torch.nn.Module, b: torch.nn.Module, width: int) -> float:
-    """Largest absolute output difference of two networks on 1,000 fixed inputs."""
+def relative_difference(net: torch.nn.Module, dense: torch.nn.Module, width: int) -> float:
+    """``max |net(x) - dense(x)| / max |dense(x)|`` over 1,000 fixed standard-normal inputs."""
     x = as_tensor(observations(width, 1000, seed=1))
     with torch.no_grad():
-        return float((a(x) - b(x)).abs().max())
+        reference = dense(x)
+        return float((net(x) - reference).abs().max() / reference.abs().max())
 
 
 def int8_comparison(policy: Policy, args: argparse.Namespace) -> dict:
@@ -108,10 +110,10 @@ def int8_comparison(policy: Policy, args: argparse.Namespace) -> dict:
               for name, net in nets.items()}
     figures = best_of_rounds(timers, args.rounds)
     for name, net in nets.items():
-        figures[name]["max_abs_diff_vs_dense"] = max_difference(net, policy.net, width)
+        figures[name]["rel_diff_vs_dense"] = relative_difference(net, policy.net, width)
     figures["torchao"] = {"ok": ao_net is not None, "note": ao_note}
     if ao_net is not None:
-        figures["torchao"]["max_abs_diff_vs_ours"] = max_difference(ao_net, ours, width)
+        figures["torchao"]["rel_diff_vs_ours"] = relative_difference(ao_net, ours, width)
     return figures
 
 
@@ -123,7 +125,7 @@ def print_table(name: str, latency: dict, int8: dict) -> None:
     for variant, fig in int8.items():
         if "median_us" in fig:
             print(f"  {variant:36s} {fig['median_us']:9.1f} / {fig['p95_us']:9.1f}"
-                  f"   max |out - dense| = {fig['max_abs_diff_vs_dense']:.3g}")
+                  f"   max |out - dense| / max |dense| = {fig['rel_diff_vs_dense']:.2g}")
     print(f"  torchao: {'ok' if int8['torchao']['ok'] else 'FAILED'}: {int8['torchao']['note']}")
 
 

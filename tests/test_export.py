@@ -145,16 +145,24 @@ def weight_initializers(model):
     return [t for t in model.graph.initializer if len(t.dims) == 2]
 
 
+def initializer_sizes(model, data_type):
+    return sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type == data_type)
+
+
 @pytest.mark.parametrize("spec", INT8_SPECS)
 @pytest.mark.parametrize("name", ["random_q", "lunarlander"])
-def test_int8_weights_are_int8_initializers(name, spec):
-    policy = compressed(base_policy(name), spec)
-    weights = weight_initializers(policy_to_onnx(policy))
+def test_int8_parameters_are_int8_initializers(name, spec):
+    base = base_policy(name)
+    model = policy_to_onnx(compressed(base, spec))
+    weights = weight_initializers(model)
     assert weights and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
-    n_weights = sum(m.qweight.numel() if hasattr(m, "qweight") else m.weight.numel()
-                    for m in policy.net.modules() if hasattr(m, "qweight") or
-                    isinstance(m, nn.Linear))
-    assert sum(int(np.prod(t.dims)) for t in weights) == n_weights
+    # One byte for each parameter of the float network; float32 only for the scales.
+    float_net = compress(base.net, spec.replace("+quant=8", "") if "+" in spec else "dense")
+    layers = [m for m in float_net.modules() if isinstance(m, nn.Linear)]
+    assert initializer_sizes(model, onnx.TensorProto.INT8) == sum(
+        p.numel() for p in float_net.parameters())
+    assert initializer_sizes(model, onnx.TensorProto.FLOAT) == sum(
+        m.out_features + (m.bias is not None) for m in layers)
 
 
 def test_dense_weights_are_float32_initializers():

@@ -147,6 +147,39 @@ class ReplayBuffer:
         )
 
 
+def gradient_step(
+    q_net: nn.Module,
+    target_net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, ...],
+    gamma: float,
+    max_grad_norm: float,
+) -> torch.Tensor:
+    """One Adam step on the Huber loss between ``Q(s, a)`` and the Double DQN target.
+
+    Args:
+        q_net: the online network, the one ``optimizer`` updates.
+        target_net: the target network that scores the online network's next actions.
+        optimizer: the optimizer of ``q_net``'s parameters.
+        batch: ``(obs, actions, rewards, next_obs, terminated)`` as :meth:`ReplayBuffer.sample`
+            returns it.
+        gamma: discount factor.
+        max_grad_norm: the gradient's norm is clipped to this.
+
+    Returns:
+        The loss before the step (detached).
+    """
+    b_obs, b_act, b_rew, b_next, b_term = batch
+    y = double_dqn_target(q_net, target_net, b_rew, b_next, b_term, gamma)
+    q = q_net(b_obs).gather(1, b_act[:, None]).squeeze(1)
+    loss = F.smooth_l1_loss(q, y)
+    optimizer.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(q_net.parameters(), max_grad_norm)
+    optimizer.step()
+    return loss.detach()
+
+
 def epsilon_at(step: int, config: DDQNConfig) -> float:
     """Exploration probability after ``step`` environment steps (linear decay, then constant)."""
     decay_steps = config.eps_fraction * config.total_steps
@@ -200,14 +233,9 @@ def train_ddqn(config: DDQNConfig, progress: ProgressFn | None = None) -> TrainR
 
         if step > config.learning_starts and step % config.train_freq == 0:
             for _ in range(config.gradient_steps):
-                b_obs, b_act, b_rew, b_next, b_term = buffer.sample(config.batch_size)
-                y = double_dqn_target(q_net, target_net, b_rew, b_next, b_term, config.gamma)
-                q = q_net(b_obs).gather(1, b_act[:, None]).squeeze(1)
-                loss = F.smooth_l1_loss(q, y)
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
-                optimizer.step()
+                batch = buffer.sample(config.batch_size)
+                gradient_step(q_net, target_net, optimizer, batch, config.gamma,
+                              config.max_grad_norm)
         if step % config.target_update_interval == 0:
             target_net.load_state_dict(q_net.state_dict())
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -155,11 +157,16 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class GaussianPolicy(nn.Module):
-    """``N(mean_net(obs), exp(log_std))``: an MLP for the mean and a state-independent log-std."""
+    """``N(mean_net(obs), exp(log_std))``: an MLP for the mean and a state-independent log-std.
 
-    def __init__(self, sizes: list[int], log_std_init: float) -> None:
+    ``mean_net``, if given, is used instead of a new MLP of ``sizes`` (fine-tuning a compressed
+    policy); its output width must be ``sizes[-1]``.
+    """
+
+    def __init__(self, sizes: list[int], log_std_init: float,
+                 mean_net: nn.Module | None = None) -> None:
         super().__init__()
-        self.mean_net = mlp(sizes)
+        self.mean_net = mlp(sizes) if mean_net is None else mean_net
         self.log_std = nn.Parameter(torch.full((sizes[-1],), float(log_std_init)))
 
     def log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -178,6 +185,184 @@ def mean_policy(policy: GaussianPolicy, obs_rms: RunningMeanStd | None,
     norm = ObsNormalizer(obs_rms.mean, obs_rms.var) if obs_rms is not None else None
     return Policy(net=policy.mean_net, action="mean", obs_norm=norm, action_low=low,
                   action_high=high)
+
+
+@dataclass
+class RolloutState:
+    """What carries over from one rollout to the next while the environments keep stepping.
+
+    Attributes:
+        obs: normalised observations for the next step, shaped ``(N, obs_dim)``.
+        discounted: running discounted return of each environment (for reward normalisation).
+        episode_returns: undiscounted return so far of each running episode.
+        ret_rms: running statistics of ``discounted``; none to leave rewards unscaled.
+        curve: ``episode_end_step`` and ``episode_return`` lists that ended episodes append to.
+        step: environment steps so far, all environments together.
+    """
+
+    obs: np.ndarray
+    discounted: np.ndarray
+    episode_returns: np.ndarray
+    ret_rms: RunningMeanStd | None
+    curve: dict[str, list]
+    step: int = 0
+
+
+@dataclass
+class Rollout:
+    """``T`` steps of ``N`` environments, arrays shaped ``(T, N, ...)``.
+
+    Attributes:
+        obs: normalised observations the actions were chosen in.
+        actions: sampled (unclipped) actions.
+        logp: their log-probabilities under the policy that sampled them.
+        rewards: (normalised) rewards; time-limit cuts carry their bootstrap ``gamma * V``.
+        dones: 1 where an episode ended with the step.
+        values: ``V(obs)``.
+        last_values: ``V`` of the observations after the last step, shaped ``(N,)``.
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    logp: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    values: np.ndarray
+    last_values: np.ndarray
+
+
+def collect_rollout(
+    policy: GaussianPolicy,
+    value_net: nn.Module,
+    envs: gym.vector.VectorEnv,
+    state: RolloutState,
+    length: int,
+    config: PGConfig,
+    normalize: Callable[[np.ndarray], np.ndarray],
+    obs_rms: RunningMeanStd | None,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> Rollout:
+    """Step the environments ``length`` times with actions sampled from ``policy``.
+
+    Args:
+        policy: the Gaussian policy that acts.
+        value_net: the value network (values and time-limit bootstraps).
+        envs: the vector environment, ``SAME_STEP`` autoreset (:func:`rlcomp.envs.make_vec_env`).
+        state: carried over between rollouts; updated in place.
+        length: steps per environment.
+        config: ``gamma`` (discounting and bootstraps) and ``num_envs`` are used.
+        normalize: raw observations to the policy's inputs.
+        obs_rms: observation statistics updated with every new observation, before
+            ``normalize`` sees it; none to leave them as they are.
+        low: lower action bounds the environment gets its actions clipped to.
+        high: upper action bounds.
+    """
+    T, N = length, config.num_envs
+    obs_dim, act_dim = state.obs.shape[1], low.shape[0]
+    b_obs = np.zeros((T, N, obs_dim), dtype=np.float32)
+    b_act = np.zeros((T, N, act_dim), dtype=np.float32)
+    b_logp = np.zeros((T, N), dtype=np.float32)
+    b_rew = np.zeros((T, N))
+    b_done = np.zeros((T, N))
+    b_val = np.zeros((T, N))
+    ret_rms = state.ret_rms
+    for t in range(T):
+        with torch.no_grad():
+            obs_t = as_tensor(state.obs)
+            mean = policy.mean_net(obs_t)
+            action = mean + policy.log_std.exp() * torch.randn_like(mean)
+            b_logp[t] = policy.log_prob(mean, action).numpy()
+            b_val[t] = value_net(obs_t).squeeze(-1).numpy()
+        b_obs[t], b_act[t] = state.obs, action.numpy()
+        raw_next, reward, terminated, truncated, info = envs.step(
+            np.clip(action.numpy(), low, high))
+        state.step += N
+        done = terminated | truncated
+        state.episode_returns += reward
+        for i in np.flatnonzero(done):
+            state.curve["episode_end_step"].append(state.step)
+            state.curve["episode_return"].append(float(state.episode_returns[i]))
+            state.episode_returns[i] = 0.0
+        if obs_rms is not None:
+            obs_rms.update(raw_next)
+        if ret_rms is not None:
+            state.discounted = state.discounted * config.gamma + reward
+            ret_rms.update(state.discounted)
+            reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -10, 10)
+            state.discounted[done] = 0.0
+        reward = np.asarray(reward, dtype=np.float64)
+        cut = np.flatnonzero(truncated & ~terminated)
+        if cut.size:
+            final_obs = normalize(np.stack([info["final_obs"][i] for i in cut]))
+            with torch.no_grad():
+                bootstrap = value_net(as_tensor(final_obs)).squeeze(-1).numpy()
+            reward[cut] += config.gamma * bootstrap
+        b_rew[t], b_done[t] = reward, done
+        state.obs = normalize(raw_next)
+    with torch.no_grad():
+        last_values = value_net(as_tensor(state.obs)).squeeze(-1).numpy()
+    return Rollout(b_obs, b_act, b_logp, b_rew, b_done, b_val, last_values)
+
+
+def update_on_rollout(
+    policy: GaussianPolicy,
+    value_net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    rollout: Rollout,
+    config: PGConfig,
+    batch_rng: np.random.Generator,
+) -> int:
+    """GAE on the rollout, then ``update_epochs`` passes of shuffled minibatches.
+
+    Args:
+        policy: the Gaussian policy being trained.
+        value_net: the value network being trained.
+        optimizer: the optimizer of ``params``.
+        params: every trained parameter (their gradient norm is clipped together).
+        rollout: what :func:`collect_rollout` recorded.
+        config: ``gamma``, ``gae_lambda``, ``update_epochs``, ``minibatch_size``, ``clip``,
+            ``ent_coef``, ``vf_coef`` and ``max_grad_norm`` are used.
+        batch_rng: shuffles the minibatches.
+
+    Returns:
+        The number of gradient steps taken.
+    """
+    T, N, obs_dim = rollout.obs.shape
+    act_dim = rollout.actions.shape[2]
+    advantages = gae(rollout.rewards, rollout.values, rollout.dones, rollout.last_values,
+                     config.gamma, config.gae_lambda)
+    returns = advantages + rollout.values
+    flat_obs = torch.from_numpy(rollout.obs.reshape(T * N, obs_dim))
+    flat_act = torch.from_numpy(rollout.actions.reshape(T * N, act_dim))
+    flat_logp = torch.from_numpy(rollout.logp.reshape(-1))
+    flat_adv = torch.from_numpy(advantages.reshape(-1).astype(np.float32))
+    flat_ret = torch.from_numpy(returns.reshape(-1).astype(np.float32))
+    updates = 0
+    for _ in range(config.update_epochs):
+        order = batch_rng.permutation(T * N)
+        for start in range(0, T * N, config.minibatch_size):
+            idx = torch.from_numpy(order[start : start + config.minibatch_size])
+            logp = policy.log_prob(policy.mean_net(flat_obs[idx]), flat_act[idx])
+            adv = flat_adv[idx]
+            if adv.numel() > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            if config.clip is None:
+                policy_loss = -(logp * adv).mean()
+            else:
+                ratio = (logp - flat_logp[idx]).exp()
+                clipped = ratio.clamp(1.0 - config.clip, 1.0 + config.clip)
+                policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+            value_loss = (value_net(flat_obs[idx]).squeeze(-1) - flat_ret[idx]).pow(2).mean()
+            entropy = policy.entropy()
+            loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
+            optimizer.step()
+            updates += 1
+    return updates
 
 
 def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResult:
@@ -200,7 +385,6 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
     batch_rng = np.random.default_rng(config.seed + 1)
     obs_rms = RunningMeanStd((obs_dim,)) if config.normalize_obs else None
     ret_rms = RunningMeanStd(()) if config.normalize_reward else None
-    discounted = np.zeros(config.num_envs)
 
     def normalize(o: np.ndarray) -> np.ndarray:
         if obs_rms is None:
@@ -209,110 +393,40 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
             np.float32)
 
     T, N = config.rollout_steps, config.num_envs
-    b_obs = np.zeros((T, N, obs_dim), dtype=np.float32)
-    b_act = np.zeros((T, N, act_dim), dtype=np.float32)
-    b_logp = np.zeros((T, N), dtype=np.float32)
-    b_rew = np.zeros((T, N))
-    b_done = np.zeros((T, N))
-    b_val = np.zeros((T, N))
-
     curve: dict[str, list] = {"episode_end_step": [], "episode_return": [],
                               "eval_step": [], "eval_mean_return": []}
     best = (-np.inf, 0, None)
     eval_round, next_eval = 0, config.eval_interval
-    episode_returns = np.zeros(N)
 
     raw_obs = envs.initial_obs
     if obs_rms is not None:
         obs_rms.update(raw_obs)
-    obs = normalize(raw_obs)
-    step = 0
+    state = RolloutState(obs=normalize(raw_obs), discounted=np.zeros(N),
+                         episode_returns=np.zeros(N), ret_rms=ret_rms, curve=curve)
     n_rollouts = config.total_steps // (T * N)
     for rollout in range(n_rollouts):
-        # Collect a rollout of T steps in each of the N environments.
-        for t in range(T):
-            with torch.no_grad():
-                obs_t = as_tensor(obs)
-                mean = policy.mean_net(obs_t)
-                action = mean + policy.log_std.exp() * torch.randn_like(mean)
-                b_logp[t] = policy.log_prob(mean, action).numpy()
-                b_val[t] = value_net(obs_t).squeeze(-1).numpy()
-            b_obs[t], b_act[t] = obs, action.numpy()
-            raw_next, reward, terminated, truncated, info = envs.step(
-                np.clip(action.numpy(), low, high))
-            step += N
-            done = terminated | truncated
-            episode_returns += reward
-            for i in np.flatnonzero(done):
-                curve["episode_end_step"].append(step)
-                curve["episode_return"].append(float(episode_returns[i]))
-                episode_returns[i] = 0.0
-            if obs_rms is not None:
-                obs_rms.update(raw_next)
-            if ret_rms is not None:
-                discounted = discounted * config.gamma + reward
-                ret_rms.update(discounted)
-                reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -10, 10)
-                discounted[done] = 0.0
-            reward = np.asarray(reward, dtype=np.float64)
-            cut = np.flatnonzero(truncated & ~terminated)
-            if cut.size:
-                final_obs = normalize(np.stack([info["final_obs"][i] for i in cut]))
-                with torch.no_grad():
-                    bootstrap = value_net(as_tensor(final_obs)).squeeze(-1).numpy()
-                reward[cut] += config.gamma * bootstrap
-            b_rew[t], b_done[t] = reward, done
-            obs = normalize(raw_next)
-        with torch.no_grad():
-            last_values = value_net(as_tensor(obs)).squeeze(-1).numpy()
-        advantages = gae(b_rew, b_val, b_done, last_values, config.gamma, config.gae_lambda)
-        returns = advantages + b_val
-
-        # Update policy and value network on the rollout.
-        flat_obs = torch.from_numpy(b_obs.reshape(T * N, obs_dim))
-        flat_act = torch.from_numpy(b_act.reshape(T * N, act_dim))
-        flat_logp = torch.from_numpy(b_logp.reshape(-1))
-        flat_adv = torch.from_numpy(advantages.reshape(-1).astype(np.float32))
-        flat_ret = torch.from_numpy(returns.reshape(-1).astype(np.float32))
-        for _ in range(config.update_epochs):
-            order = batch_rng.permutation(T * N)
-            for start in range(0, T * N, config.minibatch_size):
-                idx = torch.from_numpy(order[start : start + config.minibatch_size])
-                logp = policy.log_prob(policy.mean_net(flat_obs[idx]), flat_act[idx])
-                adv = flat_adv[idx]
-                if adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                if config.clip is None:
-                    policy_loss = -(logp * adv).mean()
-                else:
-                    ratio = (logp - flat_logp[idx]).exp()
-                    clipped = ratio.clamp(1.0 - config.clip, 1.0 + config.clip)
-                    policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
-                value_loss = (value_net(flat_obs[idx]).squeeze(-1) - flat_ret[idx]).pow(2).mean()
-                entropy = policy.entropy()
-                loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
-                optimizer.step()
+        # Collect a rollout of T steps in each of the N environments, then learn from it.
+        batch = collect_rollout(policy, value_net, envs, state, T, config, normalize, obs_rms,
+                                low, high)
+        update_on_rollout(policy, value_net, optimizer, params, batch, config, batch_rng)
 
         # Evaluate the mean action on selection seeds; keep the best snapshot.
-        if step >= next_eval or rollout == n_rollouts - 1:
+        if state.step >= next_eval or rollout == n_rollouts - 1:
             next_eval += config.eval_interval
             selection_seed = SELECTION_SEED_BASE + eval_round * config.eval_episodes
             result = evaluate_policy(mean_policy(policy, obs_rms, low, high), env_id,
                                      config.eval_episodes, seed=selection_seed)
             eval_round += 1
             mean_return = float(np.mean(result.returns))
-            curve["eval_step"].append(step)
+            curve["eval_step"].append(state.step)
             curve["eval_mean_return"].append(mean_return)
             if mean_return >= best[0]:
-                best = (mean_return, step, (copy.deepcopy(policy.state_dict()),
+                best = (mean_return, state.step, (copy.deepcopy(policy.state_dict()),
                                             copy.deepcopy(value_net.state_dict()),
                                             copy.deepcopy(obs_rms)))
         if progress is not None:
             recent = curve["episode_return"][-10:]
-            progress(step, float(np.mean(recent)) if recent else None)
+            progress(state.step, float(np.mean(recent)) if recent else None)
     envs.close()
 
     _, best_step, (policy_state, value_state, obs_rms) = best
@@ -333,7 +447,7 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
         curve=curve,
         selected_step=best_step,
         final_eval=final.summary(),
-        train_steps=step,
+        train_steps=state.step,
         wall_seconds=time.perf_counter() - wall_start,
         cpu_seconds=time.process_time() - cpu_start,
         extra={"config": asdict(config), "action_bounds": [low.tolist(), high.tolist()]},

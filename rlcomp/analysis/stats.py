@@ -1,11 +1,21 @@
-"""Summary statistics of per-run scores."""
+"""Summary statistics of per-run scores, and bootstrap confidence intervals over training seeds.
+
+The unit of replication is the training seed (rliable's "run"): a figure's mean and its 95%
+interval say how a result varies from one trained agent to another. :func:`bootstrap_ci` works on
+plain numbers; :func:`aggregate` applies it to every group of the tidy results table.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def iqm(values: Sequence[float] | np.ndarray) -> float:
@@ -37,3 +47,203 @@ def summarize_returns(returns: Sequence[float]) -> dict[str, float | None]:
         "max_return": float(x.max()),
         "sem_return": float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else None,
     }
+
+
+STATISTICS = ("mean", "iqm")
+"""The statistics :func:`bootstrap_ci` and :func:`aggregate` compute."""
+
+
+class Interval(NamedTuple):
+    """A point estimate with its bootstrap confidence interval."""
+
+    estimate: float
+    """The statistic of the data as measured."""
+    ci_low: float
+    """Lower end of the percentile bootstrap interval."""
+    ci_high: float
+    """Upper end of the percentile bootstrap interval."""
+    n_seeds: int
+    """Training seeds behind the estimate (0 when there were none)."""
+
+
+EMPTY = Interval(math.nan, math.nan, math.nan, 0)
+"""The interval of no data: NaN estimate and bounds, zero seeds."""
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Settings of the bootstrap, passed whole to the figure functions (``boot=``).
+
+    ``dataclasses.asdict(Bootstrap())`` gives the keyword arguments of :func:`aggregate`.
+    """
+
+    statistic: str = "mean"
+    """``mean`` or ``iqm`` over training seeds."""
+    confidence: float = 0.95
+    """Coverage of the interval, in (0, 1)."""
+    reps: int = 2000
+    """Bootstrap resamples."""
+    random_state: int = 0
+    """Seed of the resampling; the same seed gives the same interval."""
+
+    def __post_init__(self) -> None:
+        _check(self.statistic, self.confidence, self.reps)
+
+
+def _check(statistic: str, confidence: float, reps: int) -> None:
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise ValueError(f"reps must be an integer >= 1, got {reps!r}")
+
+
+def _statistic(samples: np.ndarray, statistic: str) -> np.ndarray:
+    """``statistic`` along the last axis (the IQM cuts ``int(0.25 * n)`` values each end)."""
+    if statistic == "mean":
+        return samples.mean(axis=-1)
+    ordered = np.sort(samples, axis=-1)
+    n = ordered.shape[-1]
+    cut = int(0.25 * n)
+    return ordered[..., cut : n - cut].mean(axis=-1)
+
+
+def _per_seed_groups(
+        values_by_seed: Sequence | np.ndarray) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """(per-seed values, None) for one number per seed, or (None, per-seed episode arrays)."""
+    if isinstance(values_by_seed, np.ndarray) and values_by_seed.ndim == 2:
+        groups = list(values_by_seed.astype(np.float64))
+    elif isinstance(values_by_seed, np.ndarray) and values_by_seed.ndim == 1:
+        return values_by_seed.astype(np.float64), []
+    elif len(values_by_seed) and all(np.ndim(v) == 1 for v in values_by_seed):
+        groups = [np.asarray(v, dtype=np.float64) for v in values_by_seed]
+    else:
+        x = np.asarray(values_by_seed, dtype=np.float64)
+        if x.ndim != 1:
+            raise ValueError("values_by_seed must hold one number per seed, or one sequence of "
+                             f"episode values per seed; got an array of shape {x.shape}")
+        return x, []
+    if any(g.size == 0 for g in groups):
+        raise ValueError("every seed needs at least one episode value")
+    return None, groups
+
+
+def bootstrap_ci(values_by_seed: Sequence | np.ndarray, statistic: str = "mean",
+                 confidence: float = 0.95, reps: int = 2000,
+                 random_state: int | np.random.Generator = 0, *,
+                 resample_seeds: bool = True) -> Interval:
+    """The statistic of per-seed values and its stratified percentile bootstrap interval.
+
+    What is resampled (the training seed is the unit, as a run is in rliable):
+
+    - **One number per seed** (a 1-D sequence, e.g. each seed's mean return): the ``n`` seeds are
+      drawn ``n`` times with replacement, ``reps`` times; the statistic (``mean``, or the IQM,
+      which cuts ``int(0.25 * n)`` values from each end) of each resample forms the bootstrap
+      distribution.
+    - **Episode values per seed** (a sequence of 1-D sequences, or a 2-D array seeds x episodes):
+      each seed is a stratum. A resample draws the ``n`` seeds with replacement (unless
+      ``resample_seeds`` is False) and then, within each drawn seed, that seed's ``m`` episodes
+      ``m`` times with replacement; the statistic is taken over the pooled episodes of the
+      resample (so seeds with more episodes weigh more). With ``resample_seeds=False`` this is
+      rliable's ``StratifiedBootstrap`` with the seeds as tasks.
+
+    The estimate is the statistic of the data as given (all values pooled); the interval is the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles (linear interpolation) of the
+    bootstrap distribution. The same ``random_state`` gives the same interval.
+
+    A single seed with one number has no spread to resample: the interval is the estimate itself
+    (``ci_low == estimate == ci_high``), which says "one seed", not "no uncertainty". A single seed
+    with episode values gets an interval over its episodes only. Values that are all equal give a
+    point interval.
+
+    Args:
+        values_by_seed: one number per training seed, or per-seed sequences of episode values.
+        statistic: ``mean`` or ``iqm``.
+        confidence: coverage of the interval, in (0, 1).
+        reps: bootstrap resamples.
+        random_state: seed (or generator) of the resampling.
+        resample_seeds: with episode values, whether seeds are resampled too (two-stage).
+
+    Returns:
+        ``Interval(estimate, ci_low, ci_high, n_seeds)``.
+
+    Raises:
+        ValueError: for no seeds, an empty seed, NaN values or a bad setting.
+    """
+    _check(statistic, confidence, reps)
+    flat, groups = _per_seed_groups(values_by_seed)
+    n = len(flat) if flat is not None else len(groups)
+    if n == 0:
+        raise ValueError("bootstrap_ci needs at least one seed")
+    pooled = flat if flat is not None else np.concatenate(groups)
+    if np.isnan(pooled).any():
+        raise ValueError("values_by_seed contains NaN; drop or fill missing values first")
+    estimate = float(_statistic(pooled, statistic))
+    rng = np.random.default_rng(random_state)
+    if flat is not None:
+        if n == 1:
+            return Interval(estimate, estimate, estimate, 1)
+        boot = _statistic(flat[rng.integers(0, n, size=(reps, n))], statistic)
+    else:
+        boot = np.empty(reps)
+        for r in range(reps):
+            drawn = rng.integers(0, n, size=n) if resample_seeds else range(n)
+            parts = [groups[s][rng.integers(0, groups[s].size, size=groups[s].size)]
+                     for s in drawn]
+            boot[r] = _statistic(np.concatenate(parts), statistic)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
+    return Interval(estimate, float(low), float(high), n)
+
+
+AGGREGATE_COLUMNS = ("estimate", "ci_low", "ci_high", "n_seeds")
+"""The columns :func:`aggregate` adds after the group keys."""
+
+
+def aggregate(frame: pd.DataFrame, by: str | Sequence[str], metric: str | None = "return_mean",
+              statistic: str = "mean", confidence: float = 0.95, reps: int = 2000,
+              random_state: int = 0, seed_column: str = "train_seed") -> pd.DataFrame:
+    """One row per group: the statistic over training seeds of a metric, with its bootstrap CI.
+
+    Each seed's value is the mean of that seed's rows in the group (over evaluation seeds,
+    probes and any other rows that share the group keys); seeds whose value is NaN are left out.
+    The estimate and interval over those per-seed values come from :func:`bootstrap_ci` with the
+    given settings (one seed: the interval is the estimate).
+
+    Args:
+        frame: the tidy frame (``ResultStore.load``), or any frame with ``metric``, ``value``
+            and ``seed_column`` columns.
+        by: the group keys (columns of ``frame``), e.g. ``["method", "prune"]``; ``[]`` for one
+            group. NaN keys form groups of their own.
+        metric: keep only rows of this metric; ``None`` when the frame holds one metric already.
+        statistic: ``mean`` or ``iqm`` over seeds.
+        confidence: coverage of the interval.
+        reps: bootstrap resamples.
+        random_state: seed of the resampling (the same for every group).
+        seed_column: the column of the training seed.
+
+    Returns:
+        Columns ``*by, estimate, ci_low, ci_high, n_seeds``, sorted by the keys; no rows for an
+        empty selection.
+    """
+    import pandas as pd
+
+    _check(statistic, confidence, reps)
+    keys = [by] if isinstance(by, str) else list(by)
+    if seed_column in keys:
+        raise ValueError(f"{seed_column!r} is the resampled unit and cannot be a group key")
+    rows = frame if metric is None else frame[frame["metric"] == metric]
+    per_seed = (rows.groupby([*keys, seed_column], dropna=False, sort=True)["value"].mean()
+                .dropna().reset_index())
+    records = []
+    if keys:
+        groups = per_seed.groupby(keys, dropna=False, sort=True)
+    else:
+        groups = [((), per_seed)] if len(per_seed) else []
+    for key, group in groups:
+        interval = bootstrap_ci(group["value"].to_numpy(), statistic, confidence, reps,
+                                random_state)
+        records.append({**dict(zip(keys, key, strict=True)), **interval._asdict()})
+    table = pd.DataFrame.from_records(records, columns=[*keys, *AGGREGATE_COLUMNS])
+    return table.astype({"n_seeds": "int64"})

@@ -5,7 +5,8 @@ exactly the layers the compressors made:
 
 - ``nn.Linear``: ``Gemm(x, W, b, transB=1)`` with float32 ``W``.
 - ``QuantizedLinear`` (and ``FakeQuantLinear``, exported as the int8 layer it computes): the int8
-  values are an ``INT8`` initializer, the per-output-row scales a float32 one.
+  weights and biases are ``INT8`` initializers, with float32 scales (one per output row for the
+  weights, one per layer for the biases) and ``DequantizeLinear`` nodes (see "The int8 form").
 - ``FactorizedLinear``: its two factors in turn (each may be Linear or int8).
 - ``nn.ReLU``: ``Relu``; ``nn.Sequential``: its children in order.
 
@@ -15,22 +16,28 @@ computed in float64 like :class:`rlcomp.nets.ObsNormalizer` (``Cast``, ``Sub``, 
 and ``action`` is ``ArgMax`` (int64 ``[batch]``) for ``"argmax"`` policies or ``output`` clipped
 to the action bounds (float32 ``[batch, n]``) for ``"mean"`` policies. The batch is dynamic.
 
-The int8 form. Two standard-op forms were measured at batch 1 with one thread in ONNX Runtime
-1.31.1 (median of 3,000 calls of ``session.run`` on the full policy graph, default graph
-optimisations; see ``benchmarks/compressed_latency.py``):
+The int8 form. Two standard-op forms were measured at batch 1 on one thread in ONNX Runtime
+1.31.1 (``benchmarks/compressed_latency.py``: full policy graph, ``session.run`` per decision,
+best-of-5 median of 2,000 calls, on a shared 2-core machine; LunarLander / HalfCheetah, us,
+the range over two runs):
 
 - ``"dequantize"`` (chosen): ``DequantizeLinear(q int8 [out, in], scale [out], axis=0)`` feeding
-  ``Gemm``; the arithmetic is float32, exactly what ``QuantizedLinear`` computes (outputs agree
-  with PyTorch to float rounding).
+  ``Gemm``; float32 arithmetic, exactly what ``QuantizedLinear`` computes (outputs agree with
+  PyTorch to float rounding, about 1e-7 of the output scale). By default ORT keeps
+  ``DequantizeLinear`` in the graph and runs it on every call: 25-36 / 28. :func:`onnx_session`
+  sets ``session.disable_quant_qdq``, so ORT folds the constant dequantization once when the
+  session starts: 11-16 / 13-13.5, the dense float graph's time (11 / 13; after folding the two
+  graphs are the same ``Gemm`` nodes, so the spread is the machine's noise).
 - ``"integer"``: ``DynamicQuantizeLinear`` of the activations (uint8, per tensor) then
   ``MatMulInteger`` with the int8 weights, ``Cast``, ``Mul`` by both scales, ``Add`` the bias (the
-  pattern of ``onnxruntime.quantization.quantize_dynamic``, which ORT fuses into its integer
-  kernels). This also rounds the activations to 8 bits, so it is *not* the function our
-  ``QuantizedLinear`` computes (errors of about 1% of the output scale).
+  pattern of ``onnxruntime.quantization.quantize_dynamic``, which ORT fuses into
+  ``DynamicQuantizeMatMul``): 19 / 15, no faster than float at batch 1 (a 256 x 256 product is
+  too small for the integer kernel to repay quantizing the activations), and not the function
+  ``QuantizedLinear`` computes, since the activations are rounded to 8 bits too (about 1% of the
+  output scale). It stays available as ``int8="integer"`` for comparison.
 
-FILL_IN_NUMBERS
-
-The file stores the int8 values either way (about a quarter of the dense file's bytes).
+So the file carries int8 (about a quarter of the dense file's bytes) and the runtime computes in
+float32; the cost is that a folded session holds float32 copies of the weights in memory.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import onnx
@@ -52,6 +59,9 @@ from rlcomp.compress.lowrank import FactorizedLinear
 from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
 from rlcomp.files import atomic_write
 from rlcomp.nets import ObsNormalizer
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 OPSET = 17
 """ONNX operator set of the exported graphs (per-axis ``DequantizeLinear`` needs 13 or later)."""
@@ -200,12 +210,12 @@ def _emit_normaliser(g: _Graph, norm: ObsNormalizer, x: str) -> str:
     return g.op("Cast", [clipped], "obs_normalised", to=TensorProto.FLOAT)
 
 
-def _emit_action(g: _Graph, policy: Policy, out: str) -> tuple[str, onnx.ValueInfoProto]:
-    """The ``action`` output: argmax index, or the mean clipped to the action bounds."""
+def _emit_action(g: _Graph, policy: Policy, out: str) -> onnx.ValueInfoProto:
+    """Add the ``action`` output (argmax index, or the mean clipped to the bounds); describe it."""
     if policy.action == "argmax":
         g.nodes.append(helper.make_node("ArgMax", [out], ["action"], name="action", axis=-1,
                                         keepdims=0))
-        return "action", helper.make_tensor_value_info("action", TensorProto.INT64, ["batch"])
+        return helper.make_tensor_value_info("action", TensorProto.INT64, ["batch"])
     n = out_features(policy.net)
     if policy.action_low is not None and policy.action_high is not None:
         low = g.constant("action_low", np.asarray(policy.action_low, dtype=np.float32))
@@ -215,7 +225,7 @@ def _emit_action(g: _Graph, policy: Policy, out: str) -> tuple[str, onnx.ValueIn
                                         ["action"], name="action"))
     else:
         g.nodes.append(helper.make_node("Identity", [out], ["action"], name="action"))
-    return "action", helper.make_tensor_value_info("action", TensorProto.FLOAT, ["batch", n])
+    return helper.make_tensor_value_info("action", TensorProto.FLOAT, ["batch", n])
 
 
 def out_features(net: nn.Module) -> int:
@@ -244,6 +254,7 @@ def policy_to_onnx(policy: Policy, int8: Int8Form = "dequantize") -> onnx.ModelP
 
     Raises:
         TypeError: naming a module type the exporter does not support.
+        ValueError: for an unknown ``int8`` form.
     """
     if int8 not in ("dequantize", "integer"):
         raise ValueError(f"int8 must be 'dequantize' or 'integer', got {int8!r}")
@@ -253,7 +264,7 @@ def policy_to_onnx(policy: Policy, int8: Int8Form = "dequantize") -> onnx.ModelP
         x = _emit_normaliser(g, policy.obs_norm, x)
     net_out = _emit_module(g, policy.net, x)
     g.nodes.append(helper.make_node("Identity", [net_out], ["output"], name="output"))
-    action, action_info = _emit_action(g, policy, "output")
+    action_info = _emit_action(g, policy, "output")
     n = out_features(policy.net)
     graph = helper.make_graph(
         g.nodes, "policy",
@@ -275,7 +286,8 @@ def export_onnx(policy: Policy, path: str | os.PathLike, int8: Int8Form = "dequa
     return path
 
 
-def onnx_session(model_or_path: onnx.ModelProto | str | os.PathLike, fold_int8: bool = True):
+def onnx_session(model_or_path: onnx.ModelProto | str | os.PathLike,
+                 fold_int8: bool = True) -> onnxruntime.InferenceSession:
     """An ONNX Runtime CPU session on one intra-op and one inter-op thread.
 
     Args:
@@ -285,9 +297,9 @@ def onnx_session(model_or_path: onnx.ModelProto | str | os.PathLike, fold_int8: 
             same, the int8 weights stay in the file and the session holds float32 copies.
 
     Returns:
-        ``onnxruntime.InferenceSession``; run it as ``session.run(None, {"obs": obs})``.
+        The session; run it as ``session.run(None, {"obs": obs})`` (``output``, ``action``).
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # imported here: exporting needs no runtime
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

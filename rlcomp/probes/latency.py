@@ -17,12 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from rlcomp.agents.policy import Policy
 from rlcomp.compress.export import in_features, onnx_session, policy_to_onnx
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,8 @@ def eager_latency(policy: Policy, obs_dim: int | None = None, repeats: int = 100
         torch.set_num_threads(threads)
 
 
-def session_latency(session, obs_dim: int, repeats: int = 1000, warmup: int = 100,
-                    seed: int = 0) -> LatencyResult:
+def session_latency(session: onnxruntime.InferenceSession, obs_dim: int, repeats: int = 1000,
+                    warmup: int = 100, seed: int = 0) -> LatencyResult:
     """Batch-1 latency of an ONNX Runtime session of :func:`policy_to_onnx`'s graph.
 
     One decision is ``session.run(["action"], {"obs": row})``.

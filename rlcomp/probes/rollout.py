@@ -154,36 +154,36 @@ def evaluate_policy(
     perf = time.perf_counter
     start, cpu_start = perf(), time.process_time()
     n_slots = min(num_envs, episodes)
-    envs = [make_env(env_id) for _ in range(n_slots)]
-    space = envs[0].observation_space
-    rows = BATCH_ROWS * math.ceil(n_slots / BATCH_ROWS)
-    obs = np.zeros((rows, *space.shape), dtype=space.dtype or np.float32)
+    all_envs = [make_env(env_id) for _ in range(n_slots)]
+    space = all_envs[0].observation_space
+    obs = np.zeros((BATCH_ROWS * math.ceil(n_slots / BATCH_ROWS), *space.shape),
+                   dtype=space.dtype or np.float32)
     # Python ints make Discrete.contains (checked by every LunarLander step) cheap.
-    discrete = isinstance(envs[0].action_space, gym.spaces.Discrete)
+    discrete = isinstance(all_envs[0].action_space, gym.spaces.Discrete)
     returns = [0.0] * episodes
     lengths = [0] * episodes
-    episode_of = [-1] * n_slots
     policy_seconds = env_seconds = 0.0
-    next_episode = 0
 
+    # The live environments are envs[0:n], their observations obs[0:n] and their episodes
+    # episode_of[0:n]; an environment without a next episode leaves, and the rest move up.
+    envs = list(all_envs)
+    episode_of = list(range(n_slots))
+    next_episode = n_slots
     t0 = perf()
     for slot, env in enumerate(envs):
-        obs[slot] = env.reset(seed=seed + next_episode)[0]
-        episode_of[slot] = next_episode
-        next_episode += 1
+        obs[slot] = env.reset(seed=seed + slot)[0]
     env_seconds += perf() - t0
-    live = list(range(n_slots))
 
     with torch.inference_mode():
-        while live:
+        while envs:
+            rows = BATCH_ROWS * math.ceil(len(envs) / BATCH_ROWS)
             t0 = perf()
-            actions = _act_fixed_rows(policy, obs)
+            actions = _act_fixed_rows(policy, obs[:rows])
             policy_seconds += perf() - t0
             if discrete:
                 actions = actions.tolist()
             ended = False
-            for slot in live:
-                env = envs[slot]
+            for slot, env in enumerate(envs):
                 t0 = perf()
                 ob, reward, terminated, truncated, _ = env.step(actions[slot])
                 env_seconds += perf() - t0
@@ -202,11 +202,14 @@ def evaluate_policy(
                         ended = True
                 obs[slot] = ob
             if ended:
-                live = [s for s in live if episode_of[s] >= 0]
+                keep = [s for s, ep in enumerate(episode_of) if ep >= 0]
+                obs[: len(keep)] = obs[keep]
+                envs = [envs[s] for s in keep]
+                episode_of = [episode_of[s] for s in keep]
 
     rss_bytes = process.memory_info().rss
     ram_percent = process.memory_percent()
-    for env in envs:
+    for env in all_envs:
         env.close()
     cpu_seconds = time.process_time() - cpu_start
     return EvalResult(

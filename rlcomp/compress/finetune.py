@@ -1,0 +1,413 @@
+"""Fine-tuning: continue an agent's own algorithm from its compressed network, compression held.
+
+``finetune(ckpt, net, steps, seed)`` trains the compressed network ``net`` (what
+``compress(policy_from_checkpoint(ckpt).net, spec)`` returned) for ``steps`` environment steps with
+the algorithm and settings the checkpoint was trained with, and returns a network of the same
+structure. What the compression fixed stays fixed:
+
+- Pruned weights stay exactly zero. The mask is every weight that is zero when fine-tuning starts,
+  in every Linear layer (factors and fake-quantized layers included). Masked gradients are zeroed
+  as they are computed (before the gradient norm is clipped) and the mask is applied to the weights
+  again after every optimizer step.
+- Factors stay factors: a :class:`FactorizedLinear` trains its two factors, whose shapes fix the
+  rank. A dense layer that low rank left at rank ``k`` below full (because two factors would not
+  have been smaller) is trained as its two rank-``k`` factors and multiplied back at the end, so its
+  rank does not grow either. (A layer holding pruned zeros keeps its zeros instead: pruning after
+  low rank has already changed its rank.)
+- Quantization stays on: a :class:`FakeQuantLinear` (QAT) keeps computing with its int8-rounded
+  weights and learns through the straight-through estimator. An int8 :class:`QuantizedLinear`
+  (PTQ) is fine-tuned as the fake-quantized layer that starts from its dequantized weights, and is
+  quantized again at the end, so the result is again an int8 network.
+- Double DQN's target network is a copy of the compressed online network and is updated by
+  copying it, so it is compressed too ("compressed target networks", :func:`compressed_target`).
+
+Double DQN starts from an empty replay buffer filled by the compressed agent's own epsilon-greedy
+actions (``epsilon`` defaults to the run's final ``eps_end``), with ``learning_starts`` of
+``min(config.learning_starts, steps // 10)``; policy gradient continues with the checkpoint's value
+network and log-std, normalises observations with the checkpoint's frozen statistics (they are
+outside the compressed network, so fine-tuning leaves them alone), normalises rewards as the run
+did, and learns from whole rollouts (the last one shorter if the budget ends inside a rollout).
+Environment episodes are seeded from :data:`FINETUNE_SEED_BASE` on, apart from the evaluation
+seeds. The same inputs and seed give bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlcomp.agents.checkpoint import Checkpoint, build_net
+from rlcomp.agents.ddqn import DDQNConfig, ReplayBuffer, gradient_step
+from rlcomp.agents.pg import (
+    GaussianPolicy,
+    PGConfig,
+    RolloutState,
+    collect_rollout,
+    update_on_rollout,
+)
+from rlcomp.compress.lowrank import FactorizedLinear
+from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
+from rlcomp.envs import make_env, make_vec_env, set_seed
+from rlcomp.nets import ObsNormalizer, RunningMeanStd, as_tensor
+
+FINETUNE_SEED_BASE = 2_000_000
+"""Fine-tuning episodes are seeded from ``FINETUNE_SEED_BASE + seed`` on: apart from the final
+evaluation seeds (below 1,000,000) and the snapshot-selection seeds (from 1,000,000 on)."""
+
+DDQN_SETTINGS = ("lr", "buffer_size", "batch_size", "gamma", "learning_starts", "train_freq",
+                 "gradient_steps", "target_update_interval", "max_grad_norm", "epsilon")
+"""Settings a Double DQN fine-tuning may override (all but ``epsilon`` are DDQNConfig fields)."""
+
+PG_SETTINGS = ("num_envs", "rollout_steps", "lr", "gamma", "gae_lambda", "clip", "update_epochs",
+               "minibatch_size", "ent_coef", "vf_coef", "max_grad_norm", "normalize_reward")
+"""Settings a policy-gradient fine-tuning may override (PGConfig fields)."""
+
+RANK_RTOL = 1e-6
+"""A dense layer counts as rank-reduced when singular values below ``RANK_RTOL`` times the largest
+remain (computed in float64). Low rank leaves about 1e-8 there; the study's trained layers have
+their smallest singular value above 1e-5 of the largest."""
+
+
+@dataclass
+class FinetuneResult:
+    """A fine-tuned network and what fine-tuning it cost.
+
+    Attributes:
+        net: the fine-tuned network, of the same module types and shapes as the input.
+        env_steps: environment steps taken (all environments together).
+        updates: optimizer steps taken.
+        cpu_seconds: CPU seconds of this process (all threads) while fine-tuning.
+        wall_seconds: wall seconds of fine-tuning.
+    """
+
+    net: nn.Module
+    env_steps: int
+    updates: int
+    cpu_seconds: float
+    wall_seconds: float
+
+    def to_dict(self) -> dict:
+        """The costs, JSON-ready (without the network)."""
+        return {
+            "env_steps": int(self.env_steps),
+            "updates": int(self.updates),
+            "cpu_seconds": float(self.cpu_seconds),
+            "wall_seconds": float(self.wall_seconds),
+            "env_steps_per_second": (self.env_steps / self.wall_seconds
+                                     if self.wall_seconds > 0 else 0.0),
+        }
+
+
+def compressed_target(net: nn.Module) -> nn.Module:
+    """Double DQN's target network: a frozen copy of the compressed online network.
+
+    It has the online network's structure (zeros, factors, fake quantization), and fine-tuning
+    updates it with ``target.load_state_dict(online.state_dict())``, so it stays compressed.
+    """
+    target = copy.deepcopy(net)
+    target.requires_grad_(False)
+    return target
+
+
+class PruningMask:
+    """Holds the zeros of every Linear weight (factors included) fixed while a network trains.
+
+    The mask is taken when the object is made: every weight that is zero then stays zero. After
+    :meth:`attach`, masked gradients are zeroed during the backward pass (before any clipping) and
+    the mask is applied to the weights after every step of the optimizer.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        self.masks: list[tuple[nn.Parameter, torch.Tensor]] = []
+        for module in net.modules():
+            if isinstance(module, nn.Linear):
+                weight = module.weight
+                if bool((weight == 0).any()):
+                    self.masks.append((weight, (weight != 0).to(weight.dtype)))
+        self._handles: list = []
+
+    def apply(self) -> None:
+        """Set every masked weight to zero."""
+        with torch.no_grad():
+            for weight, mask in self.masks:
+                weight.mul_(mask)
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Mask the gradients of the masked weights and re-apply the mask after each step."""
+        for weight, mask in self.masks:
+            self._handles.append(weight.register_hook(lambda grad, m=mask: grad * m))
+        self._handles.append(optimizer.register_step_post_hook(lambda *_: self.apply()))
+
+    def detach(self) -> None:
+        """Remove the hooks :meth:`attach` installed."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def _replace(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    setattr(parent, name, module)
+
+
+def _reduced_rank(weight: torch.Tensor) -> int | None:
+    """The rank of a rank-deficient weight matrix, or none if it has full rank."""
+    s = torch.linalg.svdvals(weight.detach().to(torch.float64))
+    if s.numel() == 0 or s[0] == 0:
+        return None
+    rank = int((s > RANK_RTOL * s[0]).sum())
+    return rank if rank < min(weight.shape) else None
+
+
+def _factors_of(layer: nn.Linear, rank: int) -> FactorizedLinear:
+    """``layer`` (of rank ``rank``) as two exact factors (SVD), the bias on the second."""
+    u, s, vh = torch.linalg.svd(layer.weight.detach().to(torch.float64), full_matrices=False)
+    out = FactorizedLinear(layer.in_features, rank, layer.out_features)
+    with torch.no_grad():
+        out.first.weight.copy_(s[:rank, None] * vh[:rank])
+        out.second.weight.copy_(u[:, :rank])
+        out.second.bias.copy_(layer.bias.detach())
+    return out
+
+
+def _fake_quant_of(layer: QuantizedLinear) -> FakeQuantLinear:
+    """The trainable fake-quantized layer that computes what ``layer`` computes."""
+    out = FakeQuantLinear(layer.in_features, layer.out_features, bias=layer.qbias is not None)
+    with torch.no_grad():
+        out.weight.copy_(layer.dequantized_weight())
+        if layer.qbias is not None:
+            out.bias.copy_(layer.bias)
+    return out
+
+
+def trainable_copy(net: nn.Module) -> tuple[nn.Module, dict[str, str]]:
+    """A copy of ``net`` whose parameters can train without breaking its compression.
+
+    Int8 layers become fake-quantized layers; dense rank-reduced layers (without pruned zeros)
+    become their factors. :func:`restored_copy` turns the trained copy back.
+
+    Returns:
+        The copy and the conversions made, ``{module path: "int8" or "rank"}``.
+    """
+    work = copy.deepcopy(net)
+    work.requires_grad_(True)
+    conversions: dict[str, str] = {}
+    for path, module in list(work.named_modules()):
+        if isinstance(module, QuantizedLinear):
+            conversions[path] = "int8"
+            replacement: nn.Module = _fake_quant_of(module)
+        elif type(module) is nn.Linear and not bool((module.weight == 0).any()):
+            rank = _reduced_rank(module.weight)
+            if rank is None:
+                continue
+            conversions[path] = "rank"
+            replacement = _factors_of(module, rank)
+        else:
+            continue
+        if path == "":
+            return replacement, conversions
+        _replace(work, path, replacement)
+    return work, conversions
+
+
+def restored_copy(work: nn.Module, conversions: dict[str, str]) -> nn.Module:
+    """A copy of a network :func:`trainable_copy` made, turned back into the original's types."""
+    out = copy.deepcopy(work)
+    for path, kind in conversions.items():
+        module = out.get_submodule(path) if path else out
+        if kind == "int8":
+            replacement: nn.Module = module.quantized()
+        else:
+            replacement = nn.Linear(module.in_features, module.out_features)
+            with torch.no_grad():
+                replacement.weight.copy_(module.second.weight @ module.first.weight)
+                replacement.bias.copy_(module.second.bias)
+        if path == "":
+            return replacement
+        _replace(out, path, replacement)
+    out.requires_grad_(True)
+    return out
+
+
+def _check_net(ckpt: Checkpoint, net: nn.Module) -> None:
+    sizes = ckpt.meta["architecture"]["net"]
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"net must be a torch module, got {type(net).__name__}")
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros(1, sizes[0]))
+    except RuntimeError as exc:
+        raise ValueError(f"net does not fit {ckpt.name}: it must map {sizes[0]} inputs to "
+                         f"{sizes[-1]} outputs ({str(exc).splitlines()[0]})") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, sizes[-1]):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"net does not fit {ckpt.name}: it must map {sizes[0]} inputs to "
+                         f"{sizes[-1]} outputs, got output {shape} for one observation")
+
+
+def _config(ckpt: Checkpoint, overrides: dict) -> tuple[DDQNConfig | PGConfig, dict]:
+    """The run's config with ``overrides`` applied, and the fine-tuning-only settings."""
+    algo = ckpt.algo
+    allowed = {"ddqn": DDQN_SETTINGS, "pg": PG_SETTINGS}[algo]
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ValueError(f"{algo} fine-tuning has no setting {unknown[0]!r} "
+                         f"(settings: {', '.join(allowed)})")
+    saved = ckpt.meta.get("config")
+    if not isinstance(saved, dict):
+        raise ValueError(f"{ckpt.name}: checkpoint has no training config to continue")
+    values = {**saved, "hidden": tuple(saved["hidden"])}
+    values.update({k: v for k, v in overrides.items() if k != "epsilon"})
+    if algo == "pg":
+        values["total_steps"] = max(values["total_steps"],
+                                    values["rollout_steps"] * values["num_envs"])
+        return PGConfig(**values), {}
+    config = DDQNConfig(**values)
+    epsilon = overrides.get("epsilon", config.eps_end)
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) \
+            or not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+    return config, {"epsilon": float(epsilon)}
+
+
+def finetune(ckpt: Checkpoint, net: nn.Module, steps: int, seed: int,
+             **overrides) -> FinetuneResult:
+    """Continue ``ckpt``'s algorithm from the compressed network ``net`` for ``steps`` env steps.
+
+    The compression holds throughout (see the module docstring); ``net`` is never changed.
+
+    Args:
+        ckpt: the checkpoint ``net`` was compressed from; its algorithm, config, environment and
+            (policy gradient) value network, log-std and observation statistics are used.
+        net: the compressed network, ``compress(policy_from_checkpoint(ckpt).net, spec)``.
+        steps: environment steps to fine-tune for; 0 returns an unchanged copy.
+        seed: seeds network updates, exploration, sampling and the episodes.
+        **overrides: settings replacing the run's, for Double DQN one of :data:`DDQN_SETTINGS`
+            (``epsilon``: exploration probability, default the run's ``eps_end``;
+            ``learning_starts``: default ``min(config.learning_starts, steps // 10)``), for policy
+            gradient one of :data:`PG_SETTINGS`.
+
+    Returns:
+        The fine-tuned network (same module types and shapes as ``net``) and its costs.
+
+    Raises:
+        ValueError: for negative steps, an unknown algorithm or setting, a bad setting's value, or
+            a network that does not fit the checkpoint's observations and actions.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"fine-tuning steps must be an integer >= 0, got {steps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"fine-tuning seed must be an integer >= 0, got {seed!r}")
+    if ckpt.algo not in ("ddqn", "pg"):
+        raise ValueError(f"cannot fine-tune algorithm {ckpt.algo!r} (known: ddqn, pg)")
+    _check_net(ckpt, net)
+    config, extra = _config(ckpt, overrides)
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    if steps == 0:
+        return FinetuneResult(copy.deepcopy(net), 0, 0, time.process_time() - cpu_start,
+                              time.perf_counter() - wall_start)
+
+    set_seed(seed)
+    work, conversions = trainable_copy(net)
+    mask = PruningMask(work)
+    if ckpt.algo == "ddqn":
+        learning_starts = overrides.get("learning_starts",
+                                        min(config.learning_starts, steps // 10))
+        env_steps, updates = _finetune_ddqn(ckpt, config, work, mask, steps, seed,
+                                            extra["epsilon"], learning_starts)
+    else:
+        env_steps, updates = _finetune_pg(ckpt, config, work, mask, steps, seed)
+    mask.detach()
+    mask.apply()
+    out = restored_copy(work, conversions)
+    return FinetuneResult(out, env_steps, updates, time.process_time() - cpu_start,
+                          time.perf_counter() - wall_start)
+
+
+def _finetune_ddqn(ckpt: Checkpoint, config: DDQNConfig, q_net: nn.Module, mask: PruningMask,
+                   steps: int, seed: int, epsilon: float,
+                   learning_starts: int) -> tuple[int, int]:
+    """Double DQN from the compressed ``q_net`` (trained in place); returns (env steps, updates)."""
+    env = make_env(ckpt.env_id)
+    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+    target_net = compressed_target(q_net)
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.lr, fused=True)
+    mask.attach(optimizer)
+    buffer = ReplayBuffer(min(config.buffer_size, steps), obs_dim, seed=seed)
+    explore_rng = np.random.default_rng(seed + 1)
+    updates = 0
+
+    obs, _ = env.reset(seed=FINETUNE_SEED_BASE + seed)
+    for step in range(1, steps + 1):
+        if explore_rng.random() < epsilon:
+            action = int(explore_rng.integers(n_actions))
+        else:
+            with torch.no_grad():
+                action = int(q_net(as_tensor(obs[None]))[0].argmax())
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+
+        if step > learning_starts and step % config.train_freq == 0:
+            for _ in range(config.gradient_steps):
+                gradient_step(q_net, target_net, optimizer, buffer.sample(config.batch_size),
+                              config.gamma, config.max_grad_norm)
+                updates += 1
+        if step % config.target_update_interval == 0:
+            target_net.load_state_dict(q_net.state_dict())
+    env.close()
+    return steps, updates
+
+
+def _finetune_pg(ckpt: Checkpoint, config: PGConfig, mean_net: nn.Module, mask: PruningMask,
+                 steps: int, seed: int) -> tuple[int, int]:
+    """Policy gradient from the compressed ``mean_net`` (trained in place)."""
+    for key in ("log_std", "value_net.0.weight"):
+        if key not in ckpt.tensors:
+            raise ValueError(f"{ckpt.name}: policy-gradient checkpoint has no {key!r}")
+    envs = make_vec_env(ckpt.env_id, config.num_envs, seed=FINETUNE_SEED_BASE + seed)
+    space = envs.single_action_space
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+    if "obs_norm.mean" in ckpt.tensors:
+        normalize = ObsNormalizer(ckpt.tensors["obs_norm.mean"].numpy(),
+                                  ckpt.tensors["obs_norm.var"].numpy())
+    else:
+        def normalize(o: np.ndarray) -> np.ndarray:
+            return o.astype(np.float32)
+
+    sizes = ckpt.meta["architecture"]["net"]
+    policy = GaussianPolicy(sizes, 0.0, mean_net=mean_net)
+    with torch.no_grad():
+        policy.log_std.copy_(ckpt.tensors["log_std"])
+    value_net = build_net(ckpt, "value_net")
+    params = list(policy.parameters()) + list(value_net.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5, fused=True)
+    mask.attach(optimizer)
+    batch_rng = np.random.default_rng(seed + 1)
+    ret_rms = RunningMeanStd(()) if config.normalize_reward else None
+    N = config.num_envs
+    state = RolloutState(obs=normalize(envs.initial_obs), discounted=np.zeros(N),
+                         episode_returns=np.zeros(N), ret_rms=ret_rms,
+                         curve={"episode_end_step": [], "episode_return": []})
+
+    per_rollout = config.rollout_steps * N
+    lengths = [config.rollout_steps] * (steps // per_rollout)
+    if (steps % per_rollout) // N:
+        lengths.append((steps % per_rollout) // N)
+    updates = 0
+    for length in lengths:
+        rollout = collect_rollout(policy, value_net, envs, state, length, config, normalize,
+                                  None, low, high)
+        updates += update_on_rollout(policy, value_net, optimizer, params, rollout, config,
+                                     batch_rng)
+    envs.close()
+    return state.step, updates
+

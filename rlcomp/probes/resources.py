@@ -1,0 +1,266 @@
+"""Resident memory of a model in an isolated inference process, and pinning to one core.
+
+:func:`isolated_resident_bytes` starts two fresh Python processes, each pinned to one core with one
+PyTorch thread, that import the same modules and run the same number of decisions on the same
+observations. One builds the policy from a file and acts with it; the other (the baseline) acts
+with no network at all. The model's own footprint is the difference of their resident set sizes:
+its tensors, the copies loading left alive, its activations and whatever workspace its kernels
+keep, against the runtime (interpreter, NumPy, PyTorch) that every model pays for.
+
+The child processes run this module (``python -m rlcomp.probes.resources``); they print one line of
+JSON. The module imports PyTorch only inside functions, so a child pins itself before PyTorch
+starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from rlcomp.agents.policy import Policy
+
+DEFAULT_LOADER = "rlcomp.probes.resources:load_policy"
+"""``module:function`` that turns a file path into a :class:`~rlcomp.agents.policy.Policy`."""
+
+OBS_POOL = 16
+"""Distinct observations the decisions cycle through (standard normal, fixed seed)."""
+
+
+def pin_to_one_core(core: int | None = None) -> int | None:
+    """Pin this process to one CPU core and PyTorch to one thread (the "isolated processor").
+
+    Args:
+        core: the core to use; by default the lowest core this process may run on now.
+
+    Returns:
+        The core pinned to, or ``None`` where the platform cannot pin (no ``sched_setaffinity``);
+        PyTorch runs one thread either way.
+
+    Raises:
+        ValueError: if ``core`` is not one this process may run on.
+    """
+    chosen = None
+    if hasattr(os, "sched_setaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        chosen = allowed[0] if core is None else core
+        if chosen not in allowed:
+            raise ValueError(f"core {chosen} is not available (allowed: {allowed})")
+        os.sched_setaffinity(0, {chosen})
+    import torch
+
+    torch.set_num_threads(1)
+    return chosen
+
+
+def load_policy(path: str) -> Policy:
+    """The default loader: the evaluation policy of the checkpoint at ``path``."""
+    from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
+
+    return policy_from_checkpoint(load_checkpoint(path))
+
+
+@dataclass(frozen=True)
+class IsolatedMemory:
+    """Resident memory of an inference process with the model and of the same without it.
+
+    Attributes:
+        checkpoint: the file the model was loaded from.
+        loader: the ``module:function`` that loaded it.
+        decisions: decisions (batch-1 forward passes) each process ran before measuring.
+        model_rss_bytes: resident bytes of the process that built and ran the model (median over
+            ``repeats`` processes), measured after the decisions and a garbage collection.
+        baseline_rss_bytes: the same for the process without a model.
+        model_peak_bytes: peak resident bytes of the model process (includes transient copies
+            made while loading).
+        baseline_peak_bytes: peak resident bytes of the baseline process.
+        core: the core both processes were pinned to, or ``None`` if not pinned.
+        repeats: processes run of each kind.
+    """
+
+    checkpoint: str
+    loader: str
+    decisions: int
+    model_rss_bytes: int
+    baseline_rss_bytes: int
+    model_peak_bytes: int
+    baseline_peak_bytes: int
+    core: int | None
+    repeats: int
+
+    @property
+    def footprint_bytes(self) -> int:
+        """The model's own resident bytes: model process minus baseline process."""
+        return self.model_rss_bytes - self.baseline_rss_bytes
+
+    @property
+    def peak_footprint_bytes(self) -> int:
+        """Difference of the peak resident bytes (loading included)."""
+        return self.model_peak_bytes - self.baseline_peak_bytes
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields plus the two differences."""
+        return {**asdict(self), "footprint_bytes": self.footprint_bytes,
+                "peak_footprint_bytes": self.peak_footprint_bytes}
+
+
+def _loader_name(loader: str | Callable) -> str:
+    """``module:function`` for a loader given as such a string or as an importable function."""
+    if callable(loader):
+        module, qualname = getattr(loader, "__module__", None), getattr(loader, "__qualname__", "")
+        if not module or module == "__main__" or "<" in qualname:
+            raise ValueError(f"loader {loader!r} is not importable by name from a new process; "
+                             "pass a module-level function or a 'module:function' string")
+        return f"{module}:{qualname}"
+    module, sep, name = str(loader).partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"loader must be 'module:function', got {loader!r}")
+    return str(loader)
+
+
+def _resolve_loader(name: str) -> Callable:
+    module, _, attr = name.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _run_child(args: list[str], core: int | None, timeout: float) -> dict:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "rlcomp.probes.resources", *args]
+    if core is not None:
+        cmd += ["--core", str(core)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no error output"]
+        raise RuntimeError(f"isolated inference process failed ({proc.returncode}): {tail[0]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def isolated_resident_bytes(
+    checkpoint: str | os.PathLike,
+    decisions: int = 1000,
+    *,
+    loader: str | Callable = DEFAULT_LOADER,
+    repeats: int = 1,
+    pin: bool = True,
+    core: int | None = None,
+    timeout: float = 300.0,
+) -> IsolatedMemory:
+    """Resident bytes of a fresh process running a model from a file, against a model-free one.
+
+    Args:
+        checkpoint: the model's file, passed to ``loader`` (for the default loader a checkpoint
+            name such as ``checkpoints/LunarLander-v3__ddqn__0``).
+        decisions: batch-1 decisions each process runs before it measures itself.
+        loader: ``"module:function"`` (or a module-level function, named the same way) that takes
+            the path as a string and returns a :class:`~rlcomp.agents.policy.Policy`; the child
+            process imports it, and the baseline process imports its module too.
+        repeats: processes of each kind; the medians are reported.
+        pin: pin the processes to one core (``core``, by default the lowest this process may
+            use); they run one PyTorch thread either way.
+        core: the core to pin to.
+        timeout: seconds each process may take.
+
+    Raises:
+        RuntimeError: if a child process fails (its last line of error output is quoted).
+        ValueError: for a loader that cannot be named, or ``decisions`` or ``repeats`` below 1.
+    """
+    if decisions < 1 or repeats < 1:
+        raise ValueError(f"decisions and repeats must be >= 1, got {decisions}, {repeats}")
+    name = _loader_name(loader)
+    path = str(Path(checkpoint).absolute())
+    if pin and hasattr(os, "sched_getaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        core = allowed[0] if core is None else core
+        if core not in allowed:
+            raise ValueError(f"core {core} is not available (allowed: {allowed})")
+    else:
+        core = None
+    common = ["--checkpoint", path, "--decisions", str(decisions), "--loader", name]
+    model, base = [], []
+    for _ in range(repeats):
+        model.append(_run_child(common, core, timeout))
+        base.append(_run_child([*common, "--baseline", "--obs-dim", str(model[0]["obs_dim"])],
+                               core, timeout))
+
+    def med(runs: list[dict], key: str) -> int:
+        return int(statistics.median(r[key] for r in runs))
+
+    return IsolatedMemory(
+        checkpoint=path, loader=name, decisions=decisions,
+        model_rss_bytes=med(model, "rss_bytes"), baseline_rss_bytes=med(base, "rss_bytes"),
+        model_peak_bytes=med(model, "peak_bytes"), baseline_peak_bytes=med(base, "peak_bytes"),
+        core=core, repeats=repeats)
+
+
+def _input_width(net: nn.Module) -> int:
+    for module in net.modules():
+        width = getattr(module, "in_features", None)
+        if width is not None:
+            return int(width)
+    raise ValueError("cannot tell the network's input width (no module has in_features)")
+
+
+def _child(argv: list[str] | None = None) -> None:
+    """Entry point of an isolated inference process: print its resident bytes as JSON."""
+    parser = argparse.ArgumentParser(description="isolated inference process (rlcomp internal)")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--decisions", type=int, required=True)
+    parser.add_argument("--loader", default=DEFAULT_LOADER)
+    parser.add_argument("--baseline", action="store_true")
+    parser.add_argument("--obs-dim", type=int, default=None)
+    parser.add_argument("--core", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.core is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.core})
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    module, _, _ = args.loader.partition(":")
+    if args.baseline:
+        importlib.import_module(module)  # the same imports, no model
+        obs_dim = args.obs_dim
+    else:
+        policy = _resolve_loader(args.loader)(args.checkpoint)
+        obs_dim = _input_width(policy.net)
+    pool = np.random.default_rng(args.seed).standard_normal((OBS_POOL, obs_dim)).astype(np.float32)
+    with torch.inference_mode():
+        for i in range(args.decisions):
+            obs = pool[i % OBS_POOL : i % OBS_POOL + 1]
+            if args.baseline:
+                torch.as_tensor(obs).argmax(dim=-1).numpy()
+            else:
+                policy.act(obs)
+    gc.collect()
+    rss = psutil.Process().memory_info().rss
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    print(json.dumps({"rss_bytes": rss, "peak_bytes": peak, "obs_dim": obs_dim,
+                      "baseline": args.baseline}))
+
+
+if __name__ == "__main__":
+    _child()
