@@ -3,7 +3,7 @@
 Runs the same 100 LunarLander-v3 episodes (seeds 0..99) of ``checkpoints/LunarLander-v3__ddqn__0``
 three ways, pinned to one core with one PyTorch thread:
 
-- ours: ``rlcomp.probes.rollout.evaluate_policy`` (16 environments in lockstep, one batched forward
+- ours: ``rlcomp.probes.rollout.evaluate_policy`` (64 environments in lockstep, one batched forward
   pass a step);
 - env limit: one environment stepping the same episodes with the actions of our run replayed, no
   policy at all (the most any evaluation of these episodes could reach);

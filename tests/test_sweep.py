@@ -45,6 +45,22 @@ eval_seeds: [0, 100]
     assert jobs[0].env_id == "LunarLander-v3" and jobs[0].train_seed == 0
 
 
+def test_spec_lists_mix_strings_and_grids(tmp_path):
+    sweep = load_sweep(write(tmp_path, f"""
+checkpoints: [{LUNAR}]
+specs:
+  - quant=8
+  - grid: {{prune: [0, 0.5]}}
+  - grid: {{"prune,scope=layer": [0.5]}}
+episodes: 1
+eval_seeds: [0]
+"""))
+    assert sweep.specs == ["quant=8", "dense", "prune=0.5", "prune=0.5,scope=layer"]
+    with pytest.raises(SweepError, match=":4: prune amount must be"):
+        load_sweep(write(tmp_path, f"checkpoints: [{LUNAR}]\nspecs:\n  - dense\n"
+                                   "  - grid: {prune: [2]}\nepisodes: 1\neval_seeds: [0]\n"))
+
+
 def test_globs_and_spec_lists(tmp_path):
     sweep = load_sweep(write(tmp_path, """
 checkpoints: ["checkpoints/LunarLander-v3__ddqn__*", checkpoints/LunarLander-v3__ddqn__0.json]

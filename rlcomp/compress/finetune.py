@@ -8,7 +8,8 @@ structure. What the compression fixed stays fixed:
 - Pruned weights stay exactly zero. The mask is every weight that is zero when fine-tuning starts,
   in every Linear layer (factors and fake-quantized layers included). Masked gradients are zeroed
   as they are computed (before the gradient norm is clipped) and the mask is applied to the weights
-  again after every optimizer step.
+  again after every optimizer step. (In an int8 network the zeros are its int8 zeros, which
+  include small weights that rounded to zero: they cannot be told apart from pruned ones.)
 - Factors stay factors: a :class:`FactorizedLinear` trains its two factors, whose shapes fix the
   rank. A dense layer that low rank left at rank ``k`` below full (because two factors would not
   have been smaller) is trained as its two rank-``k`` factors and multiplied back at the end, so its
@@ -265,6 +266,9 @@ def _config(ckpt: Checkpoint, overrides: dict) -> tuple[DDQNConfig | PGConfig, d
     values = {**saved, "hidden": tuple(saved["hidden"])}
     values.update({k: v for k, v in overrides.items() if k != "epsilon"})
     if algo == "pg":
+        for key in ("log_std", "value_net.0.weight"):
+            if key not in ckpt.tensors or "value_net" not in ckpt.meta["architecture"]:
+                raise ValueError(f"{ckpt.name}: policy-gradient checkpoint has no {key!r}")
         values["total_steps"] = max(values["total_steps"],
                                     values["rollout_steps"] * values["num_envs"])
         return PGConfig(**values), {}
@@ -370,9 +374,6 @@ def _finetune_ddqn(ckpt: Checkpoint, config: DDQNConfig, q_net: nn.Module, mask:
 def _finetune_pg(ckpt: Checkpoint, config: PGConfig, mean_net: nn.Module, mask: PruningMask,
                  steps: int, seed: int) -> tuple[int, int]:
     """Policy gradient from the compressed ``mean_net`` (trained in place)."""
-    for key in ("log_std", "value_net.0.weight"):
-        if key not in ckpt.tensors:
-            raise ValueError(f"{ckpt.name}: policy-gradient checkpoint has no {key!r}")
     envs = make_vec_env(ckpt.env_id, config.num_envs, seed=FINETUNE_SEED_BASE + seed)
     space = envs.single_action_space
     low, high = space.low.astype(np.float32), space.high.astype(np.float32)

@@ -1,5 +1,9 @@
 """One sweep job, run in a worker: load, compress, (fine-tune), evaluate and measure.
 
+Fine-tuning (``finetune: {steps: N}``) continues the agent's own algorithm for N environment steps
+with the fine-tuning seed equal to the training seed, so each training seed's agent is fine-tuned
+once per budget, identically in every sweep.
+
 ``run_job`` returns plain data (metrics as floats, extra as JSON-ready values) so any executor can
 ship it back to the driver, which alone writes the store.
 """
@@ -15,6 +19,7 @@ from pathlib import Path
 from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.agents.common import provenance
 from rlcomp.compress import compress
+from rlcomp.compress.finetune import finetune
 from rlcomp.compress.storage import compressed_file_bytes, theoretical_bytes
 from rlcomp.envs import configure_torch, set_seed
 from rlcomp.experiments.sweep import Job
@@ -40,9 +45,13 @@ def run_job(job: Job) -> dict:
         raise JobError(f"{job.checkpoint} changed since the sweep was planned (digest differs)")
     policy = policy_from_checkpoint(ckpt)
     set_seed(job.eval_seed)
-    policy = dataclasses.replace(policy, net=compress(policy.net, job.spec).eval())
+    net = compress(policy.net, job.spec)
+    finetune_costs: dict = {}
     if job.finetune:
-        raise JobError("fine-tuning is not available yet")
+        tuned = finetune(ckpt, net, job.finetune["steps"], seed=job.train_seed)
+        net = tuned.net
+        finetune_costs = {f"finetune_{k}": v for k, v in tuned.to_dict().items()}
+    policy = dataclasses.replace(policy, net=net.eval())
 
     result = evaluate_policy(policy, ckpt.env_id, job.probe["episodes"], job.eval_seed)
     summary = result.summary()
@@ -56,6 +65,7 @@ def run_job(job: Job) -> dict:
         "cpu_percent": result.cpu_percent, "cpu_seconds_per_step": result.cpu_seconds_per_step,
         "ram_percent": result.ram_percent, "rss_bytes": result.rss_bytes,
     }
+    metrics.update(finetune_costs)
     metrics.update({k: float(v) for k, v in model_size(policy.net).to_dict().items()})
     blob = compressed_file_bytes(policy, {"env_id": ckpt.env_id, "algo": ckpt.algo,
                                           "spec": job.spec, "source": ckpt.name,
@@ -76,7 +86,7 @@ def run_job(job: Job) -> dict:
             path = Path(tmp) / "model.rlc.safetensors"
             path.write_bytes(blob)
             memory = isolated_resident_bytes(path)
-        metrics.update({f"isolated_{k}": float(v) for k, v in memory.items()})
+        metrics.update({f"isolated_{k}": v for k, v in memory.metrics().items()})
 
     extra = {"returns": summary["returns"], "lengths": summary["lengths"],
              "job_seconds": time.perf_counter() - started, "provenance": _provenance()}

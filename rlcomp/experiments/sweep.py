@@ -13,6 +13,11 @@ A sweep file::
     #     grid:
     #       lowrank: [0, 0.3, 0.6]
     #       prune,scope=layer: [0, 0.5, 0.9]
+    # ... or a list mixing spec strings and grids (their union, duplicates once):
+    #   specs:
+    #     - quant=8
+    #     - grid: {prune: [0, 0.5]}
+    #     - grid: {"prune,scope=layer": [0.5]}
     episodes: 100               # evaluation episodes per job
     eval_seeds: [0]             # episode i of a job uses seed eval_seed + i
     finetune: {steps: [0]}      # optional; 0 is naive (no fine-tuning)
@@ -238,15 +243,17 @@ def load_sweep(path: str | Path) -> Sweep:
         specs = _grid_specs(raw_specs["grid"], where, problems)
     elif isinstance(raw_specs, list) and raw_specs:
         item_lines = lines.get(("specs", "items"), [])
-        for i, text in enumerate(raw_specs):
+        for i, item in enumerate(raw_specs):
             line = f"{path}:{item_lines[i]}" if i < len(item_lines) else where("specs")
-            try:
-                canonical = format_spec(parse_spec(str(text)))
-            except (TypeError, ValueError) as exc:
-                problems.append(f"{line}: {exc}")
-                continue
-            if canonical not in specs:
-                specs.append(canonical)
+            if isinstance(item, dict) and set(item) == {"grid"}:
+                found = _grid_specs(item["grid"], lambda key, line=line: line, problems)
+            else:
+                try:
+                    found = [format_spec(parse_spec(str(item)))]
+                except (TypeError, ValueError) as exc:
+                    problems.append(f"{line}: {exc}")
+                    continue
+            specs.extend(s for s in found if s not in specs)
     elif "specs" in data:
         problems.append(f"{where('specs')}: specs must be a non-empty list of spec strings or "
                         "a mapping {grid: {method: [levels]}}")
@@ -270,9 +277,6 @@ def load_sweep(path: str | Path) -> Sweep:
                     isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw):
                 problems.append(f"{where(('finetune', 'steps'))}: finetune steps must be a "
                                 f"non-empty list of integers >= 0, got {raw!r}")
-            elif any(raw):
-                problems.append(f"{where(('finetune', 'steps'))}: fine-tuning is not available "
-                                "yet; use steps: [0]")
             else:
                 steps = sorted(set(raw))
 

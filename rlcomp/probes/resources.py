@@ -68,10 +68,14 @@ def pin_to_one_core(core: int | None = None) -> int | None:
 
 
 def load_policy(path: str) -> Policy:
-    """The default loader: the evaluation policy of the checkpoint at ``path``."""
-    from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
+    """The default loader: the policy of a checkpoint or of a compressed file at ``path``.
 
-    return policy_from_checkpoint(load_checkpoint(path))
+    Uses :func:`rlcomp.compress.storage.load_policy`, which tells the two kinds of file apart by
+    their content.
+    """
+    from rlcomp.compress.storage import load_policy as load_any
+
+    return load_any(path).policy
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,13 @@ class IsolatedMemory:
         """Difference of the peak resident bytes (loading included)."""
         return self.model_peak_bytes - self.baseline_peak_bytes
 
+    def metrics(self) -> dict[str, float]:
+        """The byte counts (and ``decisions``) as floats, for a results store."""
+        keys = ("decisions", "model_rss_bytes", "baseline_rss_bytes", "model_peak_bytes",
+                "baseline_peak_bytes", "footprint_bytes", "peak_footprint_bytes")
+        info = self.to_dict()
+        return {k: float(info[k]) for k in keys}
+
     def to_dict(self) -> dict:
         """JSON-ready fields plus the two differences."""
         return {**asdict(self), "footprint_bytes": self.footprint_bytes,
@@ -140,7 +151,7 @@ def _resolve_loader(name: str) -> Callable:
     return obj
 
 
-def _run_child(args: list[str], core: int | None, timeout: float) -> dict:
+def _run_child(args: list[str], core: int | None, timeout: float, stdin: str = "") -> dict:
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     root = str(Path(__file__).resolve().parents[2])
@@ -148,7 +159,8 @@ def _run_child(args: list[str], core: int | None, timeout: float) -> dict:
     cmd = [sys.executable, "-m", "rlcomp.probes.resources", *args]
     if core is not None:
         cmd += ["--core", str(core)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env,
+                          timeout=timeout)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no error output"]
         raise RuntimeError(f"isolated inference process failed ({proc.returncode}): {tail[0]}")
@@ -169,7 +181,7 @@ def isolated_resident_bytes(
 
     Args:
         checkpoint: the model's file, passed to ``loader`` (for the default loader a checkpoint
-            name such as ``checkpoints/LunarLander-v3__ddqn__0``).
+            name such as ``checkpoints/LunarLander-v3__ddqn__0`` or a compressed file).
         decisions: batch-1 decisions each process runs before it measures itself.
         loader: ``"module:function"`` (or a module-level function, named the same way) that takes
             the path as a string and returns a :class:`~rlcomp.agents.policy.Policy`; the child
@@ -199,8 +211,9 @@ def isolated_resident_bytes(
     model, base = [], []
     for _ in range(repeats):
         model.append(_run_child(common, core, timeout))
-        base.append(_run_child([*common, "--baseline", "--obs-dim", str(model[0]["obs_dim"])],
-                               core, timeout))
+        modules = json.dumps(model[-1].pop("modules"))
+        base.append(_run_child([*common, "--baseline", "--obs-dim", str(model[-1]["obs_dim"])],
+                               core, timeout, stdin=modules))
 
     def med(runs: list[dict], key: str) -> int:
         return int(statistics.median(r[key] for r in runs))
@@ -239,8 +252,15 @@ def _child(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     module, _, _ = args.loader.partition(":")
     if args.baseline:
-        importlib.import_module(module)  # the same imports, no model
+        # The same modules as the model process had loaded, so that only the model differs.
+        for name in [module, *json.loads(sys.stdin.read() or "[]")]:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S110  (a module that imports only as a side effect)
+                pass
         obs_dim = args.obs_dim
+        # A one-output linear map per decision, so that the BLAS runtime is set up here too.
+        probe = torch.zeros(1, obs_dim)
     else:
         policy = _resolve_loader(args.loader)(args.checkpoint)
         obs_dim = _input_width(policy.net)
@@ -249,7 +269,7 @@ def _child(argv: list[str] | None = None) -> None:
         for i in range(args.decisions):
             obs = pool[i % OBS_POOL : i % OBS_POOL + 1]
             if args.baseline:
-                torch.as_tensor(obs).argmax(dim=-1).numpy()
+                torch.nn.functional.linear(torch.as_tensor(obs), probe).argmax(dim=-1).numpy()
             else:
                 policy.act(obs)
     gc.collect()
@@ -258,8 +278,10 @@ def _child(argv: list[str] | None = None) -> None:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-    print(json.dumps({"rss_bytes": rss, "peak_bytes": peak, "obs_dim": obs_dim,
-                      "baseline": args.baseline}))
+    report = {"rss_bytes": rss, "peak_bytes": peak, "obs_dim": obs_dim, "baseline": args.baseline}
+    if not args.baseline:
+        report["modules"] = sorted(sys.modules)
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
 """Episodic returns of a deterministic policy over seeded evaluation episodes, and what they cost.
 
-A pool of plain environments steps in lockstep; each step the observations of the pool go through
-the policy in one batched forward pass. Episode ``i`` is reset with ``seed + i`` whatever the pool's
-size, and the forward pass always has :data:`BATCH_ROWS` rows (the pool's observations, padded), so
-the returns are bit-identical for every ``num_envs``: PyTorch's CPU kernels round differently for
-different batch sizes (for the study's 8-256-256-4 network, batches below 11 rows give other
-last bits than 16 rows), but a row's result does not depend on its position or on the other rows
-of a batch of a given size.
+A pool of plain environments steps in lockstep; each step the observations of the live
+environments go through the policy in one batched forward pass of :data:`BATCH_ROWS` rows (padded;
+a pool larger than that is run ``BATCH_ROWS`` rows at a time). Episode ``i`` is reset with
+``seed + i`` whichever environment runs it, so the episodes do not depend on the pool's size. Nor
+do the returns, to the last bit: PyTorch's CPU kernels round differently for different batch sizes
+(for the study's 8-256-256-4 network, batches below 11 rows give other last bits than 16 rows),
+but a row's result depends neither on its position nor on the other rows of a batch of a given
+size, and every forward pass here has the same size.
+
+Speed: a forward pass costs much the same for 1 row as for dozens (Python and kernel overhead
+dominate these small networks), so the default pool fills the 64 rows; with fewer environments the
+padding rows are wasted work. See ``benchmarks/eval_throughput.py``.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from rlcomp.agents.policy import Policy
 from rlcomp.analysis.stats import summarize_returns
 from rlcomp.envs import make_env
 
-BATCH_ROWS = 16
-"""Rows of every forward pass: pools of up to 16 environments are padded to 16 rows, larger pools
-are run 16 rows at a time. A fixed shape makes the arithmetic the same for every ``num_envs``."""
+BATCH_ROWS = 64
+"""Rows of every forward pass: a pool of up to 64 environments is padded to 64 rows, a larger one is
+run 64 rows at a time. One shape for every pass makes the arithmetic the same for every pool."""
 
 
 @dataclass
@@ -115,7 +120,7 @@ class EvalResult:
 
 
 def _act_fixed_rows(policy: Policy, obs: np.ndarray) -> np.ndarray:
-    """``policy.act`` on ``obs`` (rows a multiple of :data:`BATCH_ROWS`), ``BATCH_ROWS`` at a time."""
+    """``policy.act`` on ``obs``, :data:`BATCH_ROWS` rows (of a multiple of that) at a time."""
     if len(obs) == BATCH_ROWS:
         return policy.act(obs)
     return np.concatenate([policy.act(obs[i : i + BATCH_ROWS])
@@ -127,13 +132,14 @@ def evaluate_policy(
     env_id: str,
     episodes: int,
     seed: int,
-    num_envs: int = 16,
+    num_envs: int = 64,
 ) -> EvalResult:
     """Run ``episodes`` episodes of ``policy``, ``num_envs`` at a time, one forward pass a step.
 
     Episode ``i`` starts from ``reset(seed=seed + i)``; the returns and lengths are bit-identical
     for every ``num_envs`` (see the module docstring). The evaluation runs under
-    ``torch.inference_mode``; set PyTorch's threads beforehand (:func:`rlcomp.envs.configure_torch`).
+    ``torch.inference_mode``; set PyTorch's threads beforehand
+    (:func:`rlcomp.envs.configure_torch`).
 
     Args:
         policy: the deterministic policy; ``act`` gets ``(rows, obs_dim)`` arrays whose rows past
@@ -141,7 +147,8 @@ def evaluate_policy(
         env_id: a Gymnasium id (already resolved).
         episodes: number of episodes, at least 1.
         seed: seed of episode 0.
-        num_envs: environments stepping in lockstep (more amortise the forward pass's overhead).
+        num_envs: environments stepping in lockstep; up to :data:`BATCH_ROWS`, more are faster
+            (they share each forward pass) and the results are the same.
 
     Returns:
         Per-episode returns and lengths with the wall, CPU and memory figures of the evaluation.

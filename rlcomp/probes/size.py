@@ -1,0 +1,135 @@
+"""Size of a (compressed) network: parameters, weights, nonzeros, scales and FLOPs per decision.
+
+Definitions (the ones every chapter uses):
+
+- ``params``: the weight and bias entries the model holds, whatever their type: a Linear layer's
+  weight and bias, both factors of a :class:`~rlcomp.compress.FactorizedLinear` (the first factor
+  has no bias), the int8 weights and int8 biases of a :class:`~rlcomp.compress.QuantizedLinear`.
+  A pruned weight that is zero still counts (it is held); structured pruning really removes it.
+- ``weights``: the weight entries only (``params`` without biases).
+- ``nonzero_weights``: weight entries that are not zero (for int8 layers, nonzero int8 values).
+- ``biases``: bias entries.
+- ``scales``: quantization scales (float32: one per output channel of an int8 weight matrix, one
+  per int8 bias vector), reported apart from ``params``.
+- ``flops``: 2 x the multiply-adds of one forward pass at batch size 1, every weight matrix counted
+  dense (a pruned layer still multiplies by its zeros; a factorized layer costs both factors).
+  Bias additions, activations, the dequantization an eager int8 layer does on every call, and the
+  action selection are not counted.
+- ``sparse_flops``: 2 x ``nonzero_weights``, the multiply-adds a kernel that skipped zeros would do.
+- ``tensor_bytes``: bytes of the weight, bias and scale tensors at their dtypes (no file format).
+
+A :class:`~rlcomp.compress.FakeQuantLinear` (QAT) counts as the float layer it is; after training,
+PTQ-style conversion to ``QuantizedLinear`` is what holds int8 values.
+
+Only :class:`torch.nn.Linear` (including :class:`~rlcomp.compress.FakeQuantLinear` and the
+factors of a :class:`~rlcomp.compress.FactorizedLinear`), ``QuantizedLinear`` and modules without
+tensors of their own (activations, containers) are understood; anything else raises, so that no
+tensor goes uncounted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from rlcomp.compress.quant import QuantizedLinear
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """The size measures of one network; see the module docstring for their definitions."""
+
+    params: int
+    weights: int
+    nonzero_weights: int
+    biases: int
+    scales: int
+    flops: int
+    sparse_flops: int
+    tensor_bytes: int
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of weight entries that are zero."""
+        return 1.0 - self.nonzero_weights / self.weights if self.weights else 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields plus ``sparsity``."""
+        return {**asdict(self), "sparsity": self.sparsity}
+
+
+def _bytes(tensors: tuple[torch.Tensor | None, ...]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _owns_tensors(module: nn.Module) -> bool:
+    own = (*module.parameters(recurse=False), *module.buffers(recurse=False))
+    return any(t is not None for t in own)
+
+
+Layer = tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...]]
+
+
+def _layers(net: nn.Module) -> list[Layer]:
+    """``(weight, bias, scales)`` of every weight matrix in ``net``, in module order."""
+    found: list[Layer] = []
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Linear):
+            found.append((module.weight, module.bias, ()))
+        elif isinstance(module, QuantizedLinear):
+            scales = tuple(t for t in (module.scale, module.bias_scale) if t is not None)
+            found.append((module.qweight, module.qbias, scales))
+        elif _owns_tensors(module):
+            raise TypeError(f"size: cannot count the tensors of {name or 'the network'} "
+                            f"({type(module).__name__})")
+    return found
+
+
+def count_params(net: nn.Module) -> int:
+    """Weight and bias entries held (int8 values included, quantization scales not)."""
+    return sum(w.numel() + (0 if b is None else b.numel()) for w, b, _ in _layers(net))
+
+
+def count_weights(net: nn.Module) -> int:
+    """Weight entries, biases excluded."""
+    return sum(w.numel() for w, _, _ in _layers(net))
+
+
+def count_nonzero_weights(net: nn.Module) -> int:
+    """Weight entries that are not zero."""
+    return sum(int(torch.count_nonzero(w.detach())) for w, _, _ in _layers(net))
+
+
+def count_scales(net: nn.Module) -> int:
+    """Quantization scales (one per output channel of each int8 layer)."""
+    return sum(t.numel() for _, _, scales in _layers(net) for t in scales)
+
+
+def flops_per_decision(net: nn.Module) -> int:
+    """2 x multiply-adds of a batch-1 forward pass, weight matrices counted dense."""
+    return 2 * count_weights(net)
+
+
+def sparse_flops_per_decision(net: nn.Module) -> int:
+    """2 x multiply-adds a batch-1 forward pass needs when zero weights are skipped."""
+    return 2 * count_nonzero_weights(net)
+
+
+def model_size(net: nn.Module) -> ModelSize:
+    """All the size measures of ``net`` at once."""
+    layers = _layers(net)
+    weights = sum(w.numel() for w, _, _ in layers)
+    biases = sum(b.numel() for _, b, _ in layers if b is not None)
+    nonzero = sum(int(torch.count_nonzero(w.detach())) for w, _, _ in layers)
+    return ModelSize(
+        params=weights + biases,
+        weights=weights,
+        nonzero_weights=nonzero,
+        biases=biases,
+        scales=sum(t.numel() for _, _, scales in layers for t in scales),
+        flops=2 * weights,
+        sparse_flops=2 * nonzero,
+        tensor_bytes=sum(_bytes((w, b, *scales)) for w, b, scales in layers),
+    )
