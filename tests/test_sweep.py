@@ -205,3 +205,25 @@ def test_a_killed_sweep_resumes_without_recomputing(tmp_path):
     with sqlite3.connect(store) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT COUNT(DISTINCT key) FROM results").fetchone()[0] == 8
+
+
+def test_committed_chapter_sweep_files_are_up_to_date_and_valid():
+    from rlcomp.experiments.plans import CHAPTERS, PROFILE_SETTINGS, chapter_sweep, sweep_file_text
+
+    for chapter in CHAPTERS:
+        for profile in PROFILE_SETTINGS:
+            path = ROOT / "sweeps" / f"{chapter}.{profile}.yaml"
+            assert path.read_text() == sweep_file_text(chapter, profile), (
+                f"{path} is stale: run python -m rlcomp.experiments.plans")
+            sweep = chapter_sweep(chapter, profile)
+            assert load_sweep(path).specs == sweep.specs
+    full = chapter_sweep("01-pruning", "full")
+    assert len(full.checkpoints) == 6 and full.episodes == 100 and len(full.specs) == 28
+
+
+def test_finetune_budgets_multiply_jobs(tmp_path):
+    sweep = load_sweep(write(tmp_path, f"checkpoints: [{LUNAR}]\nspecs: [prune=0.5]\n"
+                                       "episodes: 1\neval_seeds: [0]\nfinetune: {steps: [0, 50]}\n"))
+    jobs = sweep.jobs()
+    assert [job.finetune for job in jobs] == [None, {"steps": 50}]
+    assert jobs[0].key != jobs[1].key

@@ -276,3 +276,13 @@ def claims_table(results: Iterable[ClaimResult], digits: int = 3) -> pd.DataFram
         })
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
+
+
+def claim_markdown(result: ClaimResult, digits: int = 3) -> str:
+    """The claim, our measurement and the verdict as a short Markdown paragraph for a chapter."""
+    measured = describe(result.measured, result.unit, digits, result.confidence)
+    what = f"{result.what}: " if result.what else ""
+    return (f"**The study's claim** ({result.claim.figure}): {result.claim.text}  \n"
+            f"**Our measurement**: {what}{measured}.  \n"
+            f"**Verdict**: {result.verdict} "
+            f"({rule_text(result.rule, result.threshold, result.unit, result.confidence)}).")

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas as pd
+
 from rlcomp.experiments.executors import EXECUTORS, run_local, run_ray
 from rlcomp.experiments.store import ResultStore
 from rlcomp.experiments.sweep import Job, Sweep
@@ -75,3 +77,18 @@ def run_sweep(sweep: Sweep, store: ResultStore, *, executor: str = "local",
     return SweepSummary(jobs_total=len(jobs), jobs_skipped=len(jobs) - len(todo),
                         jobs_run=done, seconds=time.perf_counter() - start, executor=executor,
                         workers=workers, store=str(store.path))
+
+
+def results_of(sweep: Sweep, store: ResultStore) -> pd.DataFrame:
+    """The tidy rows of ``store`` that belong to the jobs of ``sweep``."""
+    keys = {job.key for job in sweep.jobs()}
+    frame = store.load()
+    return frame[frame["key"].isin(keys)].reset_index(drop=True)
+
+
+def run_and_load(sweep: Sweep, store_path: str | os.PathLike,
+                 workers: int | None = None) -> tuple[pd.DataFrame, SweepSummary]:
+    """Run what the store lacks of ``sweep``, then return its tidy rows and what the run did."""
+    with ResultStore(store_path) as store:
+        summary = run_sweep(sweep, store, workers=workers)
+        return results_of(sweep, store), summary

@@ -211,9 +211,25 @@ def load_sweep(path: str | Path) -> Sweep:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SweepError(f"{path}{where}: not valid YAML ({problem})") from None
+    return sweep_from_mapping(data, path, _lines(node))
+
+
+def sweep_from_mapping(data: object, path: str | Path = "<sweep>",
+                       lines: dict | None = None) -> Sweep:
+    """Validate a sweep given as a mapping (the parsed YAML), as :func:`load_sweep` does.
+
+    Args:
+        data: the mapping.
+        path: the name its problems are reported under.
+        lines: line numbers of its keys (from the YAML), if any.
+
+    Raises:
+        SweepError: listing every problem found.
+    """
+    path = Path(path)
+    lines = lines or {}
     if not isinstance(data, dict):
         raise SweepError(f"{path}: a sweep file is a mapping with keys {', '.join(sorted(KEYS))}")
-    lines = _lines(node)
 
     def where(key) -> str:
         line = lines.get(key)

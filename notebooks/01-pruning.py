@@ -1,0 +1,110 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Pruning
+#
+# Pruning sets the weights of smallest magnitude to zero. The study {cite:p}`guggilla2023choosing`
+# prunes its trained agents at increasing levels and plots the return against the fraction pruned
+# (its Fig 3). This chapter repeats that for both environments with three ways of choosing what to
+# remove: *global* (the smallest weights across all layers, the study's method), *per-layer* (the
+# same fraction of every layer) and *structured* (whole hidden neurons, so that the network really
+# becomes narrower). Every point is the mean over training seeds with a 95% stratified-bootstrap
+# confidence interval.
+#
+# **Prerequisites.** The trained checkpoints (chapter [Setup](00-setup)). The chapter runs its
+# sweep (the same jobs as `rlcomp sweep sweeps/01-pruning.<profile>.yaml`) through the results
+# store `results/rlcomp.sqlite`, so jobs already stored are not run again; the `smoke` profile
+# uses a fresh temporary store and runs all of its jobs.
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown
+from myst_nb import glue
+
+from rlcomp.analysis.claims import claim_markdown
+from rlcomp.analysis.figures import fig3_pruning_return, level_lines
+from rlcomp.analysis.tables import sweep_note, wide_table
+from rlcomp.analysis.verdicts import minor_compression_gain
+from rlcomp.envs import STUDY_ENVS
+from rlcomp.experiments.driver import run_and_load
+from rlcomp.experiments.plans import chapter_sweep, default_store
+
+# %% tags=["parameters"]
+profile = "full"
+envs = None
+train_seeds = None
+episodes = None
+levels = None
+store = None
+workers = None
+
+# %% tags=["remove-stderr"]
+sweep = chapter_sweep("01-pruning", profile, envs=envs, train_seeds=train_seeds,
+                      episodes=episodes, levels=levels)
+frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
+envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
+Markdown(sweep_note(sweep, run))
+
+# %% [markdown]
+# ## Return against the fraction pruned (Fig 3)
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+fig3 = {env: fig3_pruning_return(frame, ax, env=env) for env, ax in zip(envs, axes[0])}
+glue("fig-pruning-return", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-pruning-return
+# :name: fig-pruning-return
+#
+# Fig 3 of the study, both environments: mean return over the evaluation episodes against the
+# percentage of weights pruned; one line per way of pruning, the dense agent at 0%. Bands: 95%
+# bootstrap confidence intervals over training seeds.
+# ```
+
+# %%
+Markdown(claim_markdown(minor_compression_gain(frame)))
+
+# %% [markdown]
+# The returns behind the figure (mean over training seeds, 95% CI in brackets):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+wide_table({env: table for env, table in fig3.items()}, "prune")
+
+# %% [markdown]
+# ## What pruning saves
+#
+# Unstructured pruning leaves the shape of every matrix as it is: a dense kernel still multiplies
+# the zeros, so the time per decision does not fall; only the compact file (bitmask plus
+# nonzeros) shrinks. Structured pruning removes neurons, so the network itself, its arithmetic and
+# its file all shrink. {numref}`fig-pruning-cost` shows the file size and the policy's time per
+# decision in ONNX Runtime.
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(2, len(envs), figsize=(11, 7), layout="constrained", squeeze=False)
+for env, ax_bytes, ax_latency in zip(envs, axes[0], axes[1]):
+    level_lines(frame, ax_bytes, env=env, level="prune", metric="bytes")
+    level_lines(frame, ax_latency, env=env, level="prune", metric="latency_onnx_median_s")
+glue("fig-pruning-cost", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-pruning-cost
+# :name: fig-pruning-cost
+#
+# What pruning saves. Top: bytes of the compact file. Bottom: median batch-1 decision latency in
+# ONNX Runtime (one thread). Lines and bands as in {numref}`fig-pruning-return`.
+# ```

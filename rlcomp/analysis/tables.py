@@ -1,0 +1,64 @@
+"""Small text tables and notes for the chapters: what was run, and the numbers behind a figure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from rlcomp.experiments.driver import SweepSummary
+from rlcomp.experiments.sweep import Sweep
+
+
+def sweep_note(sweep: Sweep, run: SweepSummary) -> str:
+    """One Markdown paragraph: the sweep's size and settings, and what this execution ran."""
+    seeds = sorted({int(name.rsplit("__", 1)[-1]) for name in sweep.checkpoints})
+    finetune = [s for s in sweep.finetune_steps if s]
+    budget = f"; fine-tuning budgets {', '.join(f'{s:,}' for s in finetune)} steps" if finetune \
+        else ""
+    return (f"This chapter's sweep: {len(sweep.checkpoints)} checkpoints (training seeds "
+            f"{', '.join(map(str, seeds))}) x {len(sweep.specs)} compression specs x "
+            f"{len(sweep.eval_seeds)} evaluation seed(s){budget}, {sweep.episodes} evaluation "
+            f"episodes per job: {run.jobs_total} jobs. This execution found "
+            f"{run.jobs_skipped} in the store and ran {run.jobs_run} "
+            f"({run.seconds:.0f} s, {run.workers} workers).")
+
+
+def interval_text(estimate: float, low: float, high: float, decimals: int = 1) -> str:
+    """``12.3 [10.1, 14.2]``; the brackets are left out when the interval is a point."""
+    if pd.isna(estimate):
+        return ""
+    if low == high == estimate or pd.isna(low):
+        return f"{estimate:.{decimals}f}"
+    return f"{estimate:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def wide_table(tables: Mapping[str, pd.DataFrame], level: str, column: str = "variant",
+               decimals: int = 1) -> pd.DataFrame:
+    """Figure tables side by side: one row per level (in %), one column per env and line.
+
+    Args:
+        tables: environment -> the table a figure function returned (``column``, ``level``,
+            ``estimate``, ``ci_low``, ``ci_high``).
+        level: the level column (``prune`` or ``lowrank``).
+        column: the column naming the lines.
+        decimals: decimals of the numbers.
+    """
+    parts = []
+    for env, table in tables.items():
+        if table.empty:
+            continue
+        cells = table.assign(
+            text=[interval_text(e, lo, hi, decimals)
+                  for e, lo, hi in zip(table["estimate"], table["ci_low"], table["ci_high"],
+                                       strict=True)],
+            pct=(100 * table[level]).round(1))
+        wide = cells.pivot_table(index="pct", columns=column, values="text", aggfunc="first",
+                                 sort=False)
+        wide.columns = pd.MultiIndex.from_product([[env], list(wide.columns)])
+        parts.append(wide)
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, axis=1).sort_index().fillna("")
+    out.index.name = f"% {level}"
+    return out

@@ -1,0 +1,137 @@
+"""The sweeps behind the book's chapters, per profile: the single source of their grids.
+
+Each chapter calls :func:`chapter_sweep` with its papermill parameters (``None`` means "as the
+profile says"); ``python -m rlcomp.experiments.plans`` writes the same grids as YAML files under
+``sweeps/`` so that ``rlcomp sweep sweeps/NAME.PROFILE.yaml`` runs exactly the chapter's jobs
+(a test checks the files are up to date).
+
+Profiles (DESIGN.md): ``smoke`` is one training seed, 3 episodes, three levels, tiny fine-tuning
+budgets; ``full`` is three training seeds, 100 episodes, ten levels per axis.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from rlcomp.envs import STUDY_ENVS
+from rlcomp.experiments.store import DEFAULT_PATH
+from rlcomp.experiments.sweep import Sweep, sweep_from_mapping
+
+ALGOS = {"LunarLander-v3": "ddqn", "HalfCheetah-v5": "pg"}
+"""The agent each study environment is trained with."""
+
+PROFILE_SETTINGS = {
+    "smoke": {"train_seeds": [0], "episodes": 3, "levels": [0.0, 0.5, 0.9],
+              "grid_prune": [0.0, 0.5], "finetune_steps": 300, "finetune_levels": [0.9]},
+    "full": {"train_seeds": [0, 1, 2], "episodes": 100,
+             "levels": [round(0.1 * i, 1) for i in range(10)],
+             "grid_prune": [0.0, 0.5, 0.9], "finetune_steps": 10_000,
+             "finetune_levels": [0.5, 0.7, 0.9]},
+}
+"""What each profile means for the chapters' sweeps."""
+
+CHAPTERS = ("01-pruning", "02-low-rank", "03-quantization", "04-fine-tuning")
+"""Chapters that run a sweep."""
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _checkpoints(envs: Sequence[str], train_seeds: Sequence[int]) -> list[str]:
+    unknown = [e for e in envs if e not in ALGOS]
+    if unknown:
+        raise ValueError(f"envs must be among {', '.join(ALGOS)}, got {unknown}")
+    return [f"checkpoints/{env}__{ALGOS[env]}__{seed}" for env in envs for seed in train_seeds]
+
+
+def _grid(method: str, levels: Sequence[float]) -> dict:
+    return {"grid": {method: [float(v) for v in levels]}}
+
+
+def chapter_plan(chapter: str, profile: str, *, envs: Sequence[str] | None = None,
+                 train_seeds: Sequence[int] | None = None, episodes: int | None = None,
+                 levels: Sequence[float] | None = None) -> dict:
+    """The sweep mapping (what a sweep file holds) of ``chapter`` in ``profile``.
+
+    Args:
+        chapter: one of :data:`CHAPTERS`.
+        profile: ``smoke`` or ``full``.
+        envs: environments (default: both study environments).
+        train_seeds: training seeds (default: the profile's).
+        episodes: evaluation episodes per job (default: the profile's).
+        levels: compression levels of each axis (default: the profile's).
+    """
+    if profile not in PROFILE_SETTINGS:
+        raise ValueError(f"profile must be one of {', '.join(PROFILE_SETTINGS)}, got {profile!r}")
+    settings = PROFILE_SETTINGS[profile]
+    envs = list(envs or STUDY_ENVS)
+    train_seeds = list(train_seeds if train_seeds is not None else settings["train_seeds"])
+    levels = list(levels if levels is not None else settings["levels"])
+    plan: dict = {"checkpoints": _checkpoints(envs, train_seeds),
+                  "episodes": int(episodes or settings["episodes"]), "eval_seeds": [0],
+                  "probes": {"latency": True, "isolated_memory": False}}
+    if chapter == "01-pruning":
+        plan["specs"] = [_grid("prune", levels), _grid("prune,scope=layer", levels),
+                         _grid("prune,structured=true", levels)]
+    elif chapter == "02-low-rank":
+        plan["specs"] = [{"grid": {"lowrank": [float(v) for v in levels],
+                                   "prune": [float(v) for v in settings["grid_prune"]]}},
+                         _grid("lowrank,keep_io=true", levels)]
+    elif chapter == "03-quantization":
+        plan["specs"] = ["dense", "quant=8", "prune=0.5+quant=8", "lowrank=0.5+quant=8",
+                         "lowrank=0.75"]
+        plan["probes"] = {"latency": True, "isolated_memory": True}
+    elif chapter == "04-fine-tuning":
+        ft = [float(v) for v in settings["finetune_levels"]]
+        plan["specs"] = ["dense", _grid("prune", ft), _grid("lowrank", ft), "quant=8",
+                         "quant=8,mode=qat"]
+        plan["finetune"] = {"steps": [0, settings["finetune_steps"]]}
+    else:
+        raise ValueError(f"unknown chapter {chapter!r} (chapters: {', '.join(CHAPTERS)})")
+    return plan
+
+
+def default_store(profile: str) -> str:
+    """Where a chapter keeps its results: the shared store in ``full``, a fresh file in ``smoke``.
+
+    A smoke execution runs its whole sweep every time (a test of the sweep path), in a temporary
+    store that does not mix with the full results.
+    """
+    if profile == "full":
+        return DEFAULT_PATH
+    return str(Path(tempfile.mkdtemp(prefix="rlcomp-smoke-")) / "rlcomp.sqlite")
+
+
+def chapter_sweep(chapter: str, profile: str, **overrides) -> Sweep:
+    """The validated :class:`Sweep` of :func:`chapter_plan`."""
+    return sweep_from_mapping(chapter_plan(chapter, profile, **overrides),
+                              f"{chapter} ({profile})")
+
+
+def sweep_file_text(chapter: str, profile: str) -> str:
+    """The YAML text of a chapter's sweep, as written under ``sweeps/``."""
+    header = (f"# The sweep of chapter {chapter}, {profile} profile. Generated by\n"
+              "# `python -m rlcomp.experiments.plans` from rlcomp/experiments/plans.py: edit "
+              "that, not this.\n")
+    return header + yaml.safe_dump(chapter_plan(chapter, profile), sort_keys=False)
+
+
+def write_sweep_files(root: Path = ROOT) -> list[Path]:
+    """Write ``sweeps/CHAPTER.PROFILE.yaml`` for every chapter and profile."""
+    out = []
+    for chapter in CHAPTERS:
+        for profile in PROFILE_SETTINGS:
+            path = root / "sweeps" / f"{chapter}.{profile}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(sweep_file_text(chapter, profile))
+            out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    for written in write_sweep_files():
+        print(written.relative_to(ROOT), file=sys.stdout)
