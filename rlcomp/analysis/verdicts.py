@@ -123,3 +123,158 @@ CLAIM_FUNCTIONS: dict[str, Callable[[pd.DataFrame], ClaimResult]] = {
     "finetune-no-gain": finetune_no_gain,
 }
 """The claims measured so far, by id."""
+
+
+# Chapter 02 (low rank): the fall near 30% across pruning levels, and the study's remedy --------
+
+import math  # noqa: E402  (imports of this appended section, kept with it)
+
+from rlcomp.analysis.claims import Claim, describe  # noqa: E402
+from rlcomp.analysis.stats import Interval  # noqa: E402
+from rlcomp.envs import STUDY_ENVS  # noqa: E402
+
+GRID_RANK_METHODS = ("lowrank", "lowrank+prune", "prune+lowrank")
+"""Methods of the pruned x rank-reduced grid whose rank is reduced (every pruning level)."""
+
+
+def _naive_at(frame: pd.DataFrame, methods: tuple[str, ...], lowrank: float) -> pd.DataFrame:
+    rows = frame[frame["method"].isin(list(methods)) & ~frame["finetuned"].astype(bool)]
+    return rows[(rows["lowrank"] - lowrank).abs() < 1e-9]
+
+
+def evaltime_drop_30_across_pruning(frame: pd.DataFrame, metric: str = "eval_seconds",
+                                    low: float = 0.2, high: float = 0.4) -> ClaimResult:
+    """Eval time at 40% rank reduction minus at 20%, over every pruning level, in % (reduces?).
+
+    :func:`evaltime_drop_30` compares unpruned models only; the study's claim is "across most
+    pruning levels". Here each side is the mean over the pruning levels present at both rank
+    levels (per environment and training seed), and the change is in % of the 20% side.
+    """
+    a = _naive_at(frame, GRID_RANK_METHODS, high)
+    b = _naive_at(frame, GRID_RANK_METHODS, low)
+    common = set(a["prune"].round(6)) & set(b["prune"].round(6))
+    a, b = a[a["prune"].round(6).isin(common)], b[b["prune"].round(6).isin(common)]
+    measured = difference_ci(a, b, metric, relative=True) if common else EMPTY
+    return assess(CLAIMS["evaltime-drop-30"], measured, "reduces", RESOURCE_TOLERANCE_PCT, "%",
+                  f"{metric} at {100 * high:g}% vs {100 * low:g}% rank reduction, mean over "
+                  f"{len(common)} pruning level{'s' if len(common) != 1 else ''}")
+
+
+KEEP_IO_CLAIM = Claim(
+    "keep-io-remedy", "Setting minimum ranks for the input/output layers would mitigate the "
+    "steeper drop-off in performance at higher levels of rank reduction.", "Conclusion")
+"""The study's proposed improvement (its conclusion's future direction), measured in chapter 02."""
+
+KEEP_IO_TOLERANCE_PCT = 10.0
+"""The return "holds" while its change from dense stays above -10% of the dense return."""
+
+LOWRANK_ALL, LOWRANK_KEEP_IO = "lowrank", "lowrank[keep_io]"
+"""The ``method`` of rank reduction of every layer, and of the hidden layers only."""
+
+
+def _percent_of_dense(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows``' returns in % of the absolute dense return of the same environment and seed."""
+    dense = _rows(frame, "dense")
+    base = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
+    base = base.mean().abs().rename("base")
+    rows = rows[rows["metric"] == "return_mean"].join(base, on=["env", "train_seed"], how="inner")
+    return rows.assign(value=100.0 * rows["value"] / rows["base"])
+
+
+def keep_io_levels(frame: pd.DataFrame) -> list[float]:
+    """The rank-reduction levels (> 0) with naive results for both low-rank variants."""
+    naive = frame[~frame["finetuned"].astype(bool)]
+    levels = [set(naive.loc[naive["method"] == m, "lowrank"].round(6))
+              for m in (LOWRANK_ALL, LOWRANK_KEEP_IO)]
+    return sorted(v for v in levels[0] & levels[1] if v > 0)
+
+
+def keep_io_remedy(frame: pd.DataFrame, level: float | None = None) -> ClaimResult:
+    """Return with input/output layers at full rank minus with every layer reduced (increases?).
+
+    At ``level`` (default: the highest rank reduction both variants have), paired by environment
+    and training seed, in % of the dense return.
+    """
+    levels = keep_io_levels(frame)
+    level = levels[-1] if level is None and levels else level
+    if level is None:
+        return assess(KEEP_IO_CLAIM, EMPTY, "increases", 0.0, "% of dense",
+                      "return with input/output kept minus all layers reduced")
+    keep = _percent_of_dense(frame, _naive_at(frame, (LOWRANK_KEEP_IO,), level))
+    plain = _percent_of_dense(frame, _naive_at(frame, (LOWRANK_ALL,), level))
+    measured = difference_ci(keep, plain, "return_mean") if not (keep.empty or plain.empty) \
+        else EMPTY
+    return assess(KEEP_IO_CLAIM, measured, "increases", 0.0, "% of dense",
+                  f"return with input/output kept minus all layers reduced, at {100 * level:g}% "
+                  "rank reduction")
+
+
+def _holds_up_to(changes: dict[float, Interval], tolerance: float) -> float:
+    """The highest level up to which every mean change stays at or above ``-tolerance``."""
+    held = 0.0
+    for level in sorted(changes):
+        if not changes[level].estimate >= -tolerance:
+            break
+        held = level
+    return held
+
+
+def _keep_io_verdict(plain: Interval, keep: Interval, diff: Interval, tolerance: float) -> str:
+    if any(math.isnan(v) for v in (plain.ci_low, keep.ci_low, diff.ci_low)):
+        return "cannot be judged (no measurement)"
+    if plain.ci_low >= -tolerance:
+        return "has no steep drop to remove (every layer reduced, the return holds)"
+    if keep.ci_low >= -tolerance:
+        return "removes the steep drop"
+    if diff.ci_low > 0:
+        return "lessens the drop but does not remove it"
+    if diff.ci_high <= 0:
+        return "does not lessen the drop"
+    return "may lessen the drop, but the interval does not resolve it"
+
+
+def keep_io_summary(frame: pd.DataFrame, tolerance: float = KEEP_IO_TOLERANCE_PCT) -> str:
+    """Whether keeping the input/output layers at full rank removes the steep drop, per env.
+
+    One Markdown bullet per environment: for each variant, the highest rank reduction up to
+    which the mean return stays within ``tolerance`` % of dense, and the change of the return
+    at the highest level (% of dense, 95% CI over training seeds); then the verdict at that
+    level: the drop is *removed* if the CI of the kept variant's change lies at or above
+    ``-tolerance``, *lessened* if the CI of the difference (kept minus all layers) lies above 0,
+    *not lessened* if it lies at or below 0.
+    """
+    levels = keep_io_levels(frame)
+    if not levels:
+        return "No results for both low-rank variants."
+    envs = list(dict.fromkeys(frame["env"]))
+    envs = [e for e in STUDY_ENVS if e in envs] + sorted(e for e in envs if e not in STUDY_ENVS)
+    lines = []
+    for env in envs:
+        mine = frame[frame["env"] == env]
+        dense = _rows(mine, "dense")
+        changes: dict[str, dict[float, Interval]] = {}
+        for method in (LOWRANK_ALL, LOWRANK_KEEP_IO):
+            changes[method] = {level: difference_ci(_naive_at(mine, (method,), level), dense,
+                                                    "return_mean", relative=True)
+                               for level in levels}
+        top = levels[-1]
+        keep = _percent_of_dense(mine, _naive_at(mine, (LOWRANK_KEEP_IO,), top))
+        plain = _percent_of_dense(mine, _naive_at(mine, (LOWRANK_ALL,), top))
+        diff = difference_ci(keep, plain, "return_mean") if not (keep.empty or plain.empty) \
+            else EMPTY
+        parts = []
+        for method, name in ((LOWRANK_ALL, "every layer reduced"),
+                             (LOWRANK_KEEP_IO, "input/output layers at full rank")):
+            held = _holds_up_to(changes[method], tolerance)
+            holds = (f"the return stays within {tolerance:g}% of dense up to {100 * held:g}% "
+                     "rank reduction" if held > 0 else
+                     f"the return falls more than {tolerance:g}% below dense already at "
+                     f"{100 * levels[0]:g}%")
+            parts.append(f"with {name}, {holds} and changes by "
+                         f"{describe(changes[method][top], '%')} at {100 * top:g}%")
+        verdict_text = _keep_io_verdict(changes[LOWRANK_ALL][top], changes[LOWRANK_KEEP_IO][top],
+                                        diff, tolerance)
+        lines.append(f"- **{env}**: {parts[0]}; {parts[1]}. At {100 * top:g}% rank reduction, "
+                     f"keeping the input and output layers at full rank **{verdict_text}** "
+                     f"(difference {describe(diff, 'pp of dense')}).")
+    return "\n".join(lines)
