@@ -9,7 +9,7 @@ CHAPTERS := $(basename $(notdir $(wildcard notebooks/[0-9][0-9]-*.py)))
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: venv book chapters site test test-fast lint checkpoints baseline clean
+.PHONY: venv book chapters site test test-fast lint checkpoints baseline browser clean
 
 venv: $(STAMP)
 
@@ -32,10 +32,18 @@ chapters: $(STAMP)
 site: $(STAMP)
 	$(BIN)/jupyter-book build book/ -W -n --keep-going
 
-## test: the whole suite (unit, learning, determinism, notebook regression)
+## test: the whole suite (unit, learning, determinism, notebook regression, the site in a browser)
 ## (--nbval-lax also collects tests/baselines/*.ipynb: cells marked # NBVAL_CHECK_OUTPUT must match)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env
+
+## browser: Debian's chromium and chromedriver for the site test (installed when missing)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null || \
+	  { $$SUDO apt-get update >/dev/null && \
+	    $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null; }; }
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -24,8 +24,8 @@
 #
 # **Prerequisites.** The trained checkpoints (chapter [Setup](00-setup)). The chapter runs its
 # sweep (the same jobs as `rlcomp sweep sweeps/01-pruning.<profile>.yaml`) through the results
-# store `results/rlcomp.sqlite`, so jobs already stored are not run again; the `smoke` profile
-# uses a fresh temporary store and runs all of its jobs.
+# store `results/rlcomp.sqlite` (`results/smoke.sqlite` in the `smoke` profile), so jobs already
+# stored are not run again.
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,7 +61,7 @@ Markdown(sweep_note(sweep, run))
 
 # %% tags=["remove-output"]
 fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
-fig3 = {env: fig3_pruning_return(frame, ax, env=env) for env, ax in zip(envs, axes[0])}
+fig3 = {env: fig3_pruning_return(frame, ax, env=env) for env, ax in zip(envs, axes[0], strict=True)}
 glue("fig-pruning-return", fig)
 plt.close(fig)
 
@@ -88,7 +88,7 @@ Markdown(claim_markdown(minor_compression_gain(frame)))
 
 # %% tags=["remove-output"]
 fig, axes = plt.subplots(2, len(envs), figsize=(11, 7), layout="constrained", squeeze=False)
-for env, ax_bytes, ax_latency in zip(envs, axes[0], axes[1]):
+for env, ax_bytes, ax_latency in zip(envs, axes[0], axes[1], strict=True):
     level_lines(frame, ax_bytes, env=env, level="prune", metric="bytes")
     level_lines(frame, ax_latency, env=env, level="prune", metric="latency_onnx_median_s")
 glue("fig-pruning-cost", fig)

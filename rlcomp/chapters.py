@@ -211,10 +211,12 @@ def _one_line(text: str) -> str:
     return " / ".join(lines) if lines else "(no message)"
 
 
-def refresh_baselines(root: Path = ROOT, command: Sequence[str] | None = None) -> list[Path]:
-    """Re-execute every chapter in the smoke profile into ``tests/baselines/NAME.smoke.ipynb``."""
+def refresh_baselines(root: Path = ROOT, command: Sequence[str] | None = None,
+                      names: Sequence[str] | None = None) -> list[Path]:
+    """Re-execute chapters (default: all) in the smoke profile into ``tests/baselines/``."""
     written = []
-    for name in chapter_names(root):
+    for name in names or chapter_names(root):
+        chapter_path(name, root)
         out = root / BASELINE_DIR / f"{name}.smoke.ipynb"
         written.append(run_chapter(name, "smoke", out, root=root, command=command))
     return written
@@ -253,7 +255,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="notebook to write (default book/NAME.ipynb)")
     run.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                      help="another chapter parameter, e.g. -p checkpoint_dir=/tmp/ckpts")
-    sub.add_parser("baseline", help="re-execute every chapter (smoke) into tests/baselines/")
+    base = sub.add_parser("baseline", help="re-execute chapters (smoke) into tests/baselines/")
+    base.add_argument("names", nargs="*", metavar="NAME", help="chapters (default: all)")
     sub.add_parser("list", help="print the chapter names")
     return parser
 
@@ -268,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "list":
             print("\n".join(chapter_names()))
         elif args.action == "baseline":
-            for path in refresh_baselines(command=command):
+            for path in refresh_baselines(command=command, names=args.names):
                 print(f"wrote {path}")
         else:
             chapter_path(args.name)

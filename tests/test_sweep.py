@@ -217,6 +217,8 @@ def test_committed_chapter_sweep_files_are_up_to_date_and_valid():
                 f"{path} is stale: run python -m rlcomp.experiments.plans")
             sweep = chapter_sweep(chapter, profile)
             assert load_sweep(path).specs == sweep.specs
+            assert [Path(c).name for c in load_sweep(path).checkpoints] == [
+                Path(c).name for c in sweep.checkpoints]
     full = chapter_sweep("01-pruning", "full")
     assert len(full.checkpoints) == 6 and full.episodes == 100 and len(full.specs) == 28
 

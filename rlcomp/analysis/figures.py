@@ -602,3 +602,355 @@ FIGURES = {
     "fig9": fig9_rank_cpu, "fig10": fig10_ram_return, "quant_storage": quant_storage,
 }
 """The poster's figures (and its quantization text) by name."""
+
+
+# Models side by side, and naive vs fine-tuned tables (chapters 03 and 04) -----------------------
+
+QUANT_MODELS = {"dense": "dense", "int8": "quant=8", "pruned 50% + int8": "prune=0.5+quant=8",
+                "low rank 50% + int8": "lowrank=0.5+quant=8", "low rank 75%": "lowrank=0.75"}
+"""The models of the quantization chapter: legend name -> canonical spec text as stored."""
+
+METHOD_ORDER = ("dense", "prune", "prune[layer]", "prune[structured]", "lowrank",
+                "lowrank[keep_io]", "quant", "quant[qat]")
+"""The order of methods in the tables of :func:`finetune_table` and :func:`finetune_cost_table`."""
+
+
+def _interval_cell(estimate: float, low: float, high: float, fmt: str) -> str:
+    """``fmt`` of the estimate, with the interval in brackets unless it is a point or missing."""
+    if pd.isna(estimate):
+        return ""
+    if pd.isna(low) or pd.isna(high) or low == high == estimate:
+        return fmt.format(estimate)
+    return f"{fmt.format(estimate)} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def _spec_order(frame: pd.DataFrame) -> list[str]:
+    """The specs of ``frame`` by :data:`METHOD_ORDER` (others after), then by level, then text."""
+    specs = frame.drop_duplicates("spec")[["spec", "method", "level"]]
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    keys = [(rank.get(m, len(rank)), m, -math.inf if pd.isna(lv) else float(lv), s)
+            for s, m, lv in zip(specs["spec"], specs["method"], specs["level"], strict=True)]
+    return [k[-1] for k in sorted(keys)]
+
+
+def _envs(frame: pd.DataFrame, envs: Sequence[str] | None) -> list[str]:
+    return list(envs) if envs is not None else sorted(frame["env"].unique())
+
+
+def spec_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
+              models: Mapping[str, str] = QUANT_MODELS, metric: str = "return_mean",
+              finetuned: bool = False, scale: float = 1.0, boot: Bootstrap = DEFAULT_BOOT,
+              fmt: str = "{:,.4g}", wrap: int = 11, ylabel: str | None = None,
+              title: str | None = None) -> pd.DataFrame:
+    """One bar per model: the mean of a metric over training seeds, with its interval.
+
+    Args:
+        frame: the tidy frame.
+        ax: the axes to draw into.
+        env: the environment.
+        models: legend name -> canonical spec text (as stored in the ``spec`` column); models
+            without results are left out.
+        metric: the metric of the bars.
+        finetuned: naive (False) or fine-tuned (True) results (the dense model's naive rows
+            either way).
+        scale: factor applied to the estimates (e.g. ``1e-6`` for bytes -> MB).
+        boot: the statistic and bootstrap settings.
+        fmt: format of the numbers written on the bars.
+        wrap: tick labels are wrapped at this many characters.
+        ylabel: y axis name (default from :data:`LABELS`).
+        title: axes title (default the environment).
+
+    Returns:
+        Columns ``model, spec, estimate, ci_low, ci_high, n_seeds`` (scaled), in the order of
+        ``models``.
+    """
+    import textwrap
+
+    env = resolve_env(frame, env)
+    rows = select(frame, env=env, finetuned=finetuned)
+    rows = rows[rows["spec"].isin(list(models.values()))]
+    table = _aggregate(rows, ["spec"], metric, boot, scale=scale)
+    table.insert(0, "model", table["spec"].map({spec: name for name, spec in models.items()}))
+    rank = table["model"].map({name: i for i, name in enumerate(models)})
+    table = table.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
+    hue = f"_{metric}"
+    drawn = [m for m in models if m in set(table["model"])]
+    _grouped_bars(ax, table.assign(hue=hue), "model", drawn, "hue", [hue], fmt=fmt)
+    ax.set_xticks(range(len(drawn)), [textwrap.fill(m, wrap) for m in drawn], fontsize="small")
+    ax.axhline(0.0, color="0.3", lw=0.6)
+    _finish(ax, "", ylabel or label(metric), title or env, empty=table.empty)
+    return table
+
+
+def spec_table(frame: pd.DataFrame, models: Mapping[str, str] = QUANT_MODELS,
+               metrics: Mapping[str, str] | None = None, *, envs: Sequence[str] | None = None,
+               finetuned: bool = False, scales: Mapping[str, float] | None = None,
+               formats: Mapping[str, str] | None = None,
+               boot: Bootstrap = DEFAULT_BOOT) -> pd.DataFrame:
+    """Metrics of some models side by side: one row per model, one column per env and metric.
+
+    Each cell is the mean over training seeds with its interval in brackets (the interval is left
+    out when it is a point, e.g. with one seed or for a deterministic size).
+
+    Args:
+        frame: the tidy frame.
+        models: row name -> canonical spec text; models without results are left out.
+        metrics: column name -> metric (default: ``{"return": "return_mean"}``).
+        envs: the environments (default: all in the frame, sorted).
+        finetuned: naive (False) or fine-tuned (True) results.
+        scales: column name -> factor applied to that metric (default 1).
+        formats: column name -> format of its numbers (default ``{:.1f}``).
+        boot: the statistic and bootstrap settings.
+
+    Returns:
+        A frame indexed by ``model``, with columns ``(env, column name)``.
+    """
+    metrics = dict(metrics or {"return": "return_mean"})
+    scales, formats = dict(scales or {}), dict(formats or {})
+    columns = {}
+    for env in _envs(frame, envs):
+        rows = select(frame, env=env, finetuned=finetuned)
+        rows = rows[rows["spec"].isin(list(models.values()))]
+        for name, metric in metrics.items():
+            table = _aggregate(rows, ["spec"], metric, boot,
+                               scale=scales.get(name, 1.0)).set_index("spec")
+            columns[(env, name)] = {
+                model: _interval_cell(*table.loc[spec, ["estimate", "ci_low", "ci_high"]],
+                                      formats.get(name, "{:.1f}"))
+                for model, spec in models.items() if spec in table.index}
+    out = pd.DataFrame(columns)
+    out = out.reindex([m for m in models if m in out.index]).fillna("")
+    out.index.name = "model"
+    return out
+
+
+def finetune_table(frame: pd.DataFrame, *, envs: Sequence[str] | None = None,
+                   metric: str = "return_mean", fmt: str = "{:.1f}",
+                   boot: Bootstrap = DEFAULT_BOOT) -> pd.DataFrame:
+    """A metric naive and fine-tuned, per spec, with the paired change fine-tuning made.
+
+    The change is fine-tuned minus naive, paired by training seed
+    (:func:`rlcomp.analysis.claims.difference_ci`, the same bootstrap settings). The dense model
+    fine-tuned (no compression held) is the control row.
+
+    Args:
+        frame: the tidy frame.
+        envs: the environments (default: all in the frame, sorted).
+        metric: the metric compared.
+        fmt: format of the numbers.
+        boot: the statistic and bootstrap settings.
+
+    Returns:
+        A frame indexed by ``spec`` (the specs that were fine-tuned), with columns ``(env,
+        naive)``, ``(env, fine-tuned)`` and ``(env, change)``.
+    """
+    from rlcomp.analysis.claims import difference_ci
+
+    columns: dict = {}
+    order: list[str] = []
+    for env in _envs(frame, envs):
+        rows = frame[(frame["env"] == env) & (frame["metric"] == metric)]
+        tuned_specs = _spec_order(rows[rows["finetuned"]])
+        order += [s for s in tuned_specs if s not in order]
+        for name, finetuned in (("naive", False), ("fine-tuned", True)):
+            table = _aggregate(rows[rows["finetuned"] == finetuned], ["spec"], None,
+                               boot).set_index("spec")
+            columns[(env, name)] = {
+                s: _interval_cell(*table.loc[s, ["estimate", "ci_low", "ci_high"]], fmt)
+                for s in tuned_specs if s in table.index}
+        columns[(env, "change")] = {}
+        for spec in tuned_specs:
+            mine = rows[rows["spec"] == spec]
+            change = difference_ci(mine[mine["finetuned"]], mine[~mine["finetuned"]], None,
+                                   statistic=boot.statistic, confidence=boot.confidence,
+                                   reps=boot.reps, random_state=boot.random_state)
+            columns[(env, "change")][spec] = _interval_cell(
+                change.estimate, change.ci_low, change.ci_high, fmt.replace("{:", "{:+", 1))
+    out = pd.DataFrame(columns).reindex(order).fillna("")
+    out.index.name = "spec"
+    return out
+
+
+FINETUNE_COSTS = {
+    "fine-tune env steps": "finetune_env_steps", "fine-tune updates": "finetune_updates",
+    "fine-tune CPU s": "finetune_cpu_seconds", "fine-tune wall s": "finetune_wall_seconds",
+    "eval env steps": "env_steps", "eval CPU s": "eval_cpu_seconds",
+    "eval wall s": "eval_seconds",
+}
+"""Columns of :func:`finetune_cost_table`: column name -> metric (``eval_cpu_seconds`` is derived:
+``cpu_seconds_per_step x env_steps`` of the same job)."""
+
+
+def _with_eval_cpu_seconds(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` plus one ``eval_cpu_seconds`` row per job (CPU seconds per step x env steps)."""
+    per_step = rows[rows["metric"] == "cpu_seconds_per_step"].set_index("key")
+    steps = rows[rows["metric"] == "env_steps"].set_index("key")["value"]
+    derived = per_step.assign(metric="eval_cpu_seconds",
+                              value=per_step["value"] * steps.reindex(per_step.index))
+    return pd.concat([rows, derived.reset_index()[rows.columns]], ignore_index=True)
+
+
+def finetune_cost_table(frame: pd.DataFrame, *, envs: Sequence[str] | None = None,
+                        costs: Mapping[str, str] = FINETUNE_COSTS,
+                        fmt: str = "{:,.3g}") -> pd.DataFrame:
+    """What fine-tuning cost beside what evaluating the fine-tuned model cost, per spec.
+
+    Means over training seeds of the fine-tuned jobs' costs as the sweep stored them
+    (``finetune_*`` from :func:`rlcomp.compress.finetune.finetune`) and of the same jobs'
+    evaluation (its episodes' env steps, wall seconds and CPU seconds), and the ratio of
+    fine-tuning to evaluation CPU seconds.
+
+    Args:
+        frame: the tidy frame.
+        envs: the environments (default: all in the frame, sorted).
+        costs: column name -> metric (:data:`FINETUNE_COSTS`).
+        fmt: format of the numbers (step and update counts are written as integers).
+
+    Returns:
+        A frame indexed by ``(env, spec)`` with one column per cost and ``CPU fine-tune / eval``.
+    """
+    records = []
+    for env in _envs(frame, envs):
+        rows = _with_eval_cpu_seconds(frame[(frame["env"] == env) & frame["finetuned"]])
+        for spec in _spec_order(rows):
+            mine = rows[rows["spec"] == spec]
+            means = {name: mine[mine["metric"] == metric].groupby("train_seed")["value"].mean()
+                     .mean() for name, metric in costs.items()}
+            record = {"env": env, "spec": spec}
+            for name, value in means.items():
+                whole = name.endswith(("steps", "updates"))
+                record[name] = "" if pd.isna(value) else (
+                    f"{value:,.0f}" if whole else fmt.format(value))
+            ratio = (means.get("fine-tune CPU s", math.nan)
+                     / means.get("eval CPU s", math.nan))
+            record["CPU fine-tune / eval"] = "" if pd.isna(ratio) else f"{ratio:,.1f}x"
+            records.append(record)
+    columns = ["env", "spec", *costs, "CPU fine-tune / eval"]
+    return pd.DataFrame.from_records(records, columns=columns).set_index(["env", "spec"])
+
+
+def finetune_cost_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
+                       measure: str = "cpu_seconds", boot: Bootstrap = DEFAULT_BOOT,
+                       log: bool | None = None, title: str | None = None) -> pd.DataFrame:
+    """Seconds spent fine-tuning each model beside seconds spent evaluating it (log scale).
+
+    Args:
+        frame: the tidy frame.
+        ax: the axes to draw into.
+        env: the environment.
+        measure: ``cpu_seconds`` (CPU time of the process) or ``wall_seconds``.
+        boot: the statistic and bootstrap settings.
+        log: a logarithmic y axis; None chooses one when the bars span more than a factor 20.
+        title: axes title (default the environment).
+
+    Returns:
+        Columns ``spec, part`` (``fine-tuning`` or ``evaluation``), ``estimate, ci_low, ci_high,
+        n_seeds`` in seconds, for the fine-tuned jobs.
+    """
+    metrics = {"cpu_seconds": ("finetune_cpu_seconds", "eval_cpu_seconds", "CPU seconds"),
+               "wall_seconds": ("finetune_wall_seconds", "eval_seconds", "Wall seconds")}
+    if measure not in metrics:
+        raise ValueError(f"measure must be one of {', '.join(metrics)}, got {measure!r}")
+    tune_metric, eval_metric, ylabel = metrics[measure]
+    env = resolve_env(frame, env)
+    rows = frame[(frame["env"] == env) & frame["finetuned"]]
+    rows = _with_eval_cpu_seconds(rows) if measure == "cpu_seconds" else rows
+    parts = {"fine-tuning": tune_metric, "evaluation": eval_metric}
+    tables = []
+    for part, metric in parts.items():
+        table = _aggregate(rows, ["spec"], metric, boot)
+        table.insert(1, "part", part)
+        tables.append(table)
+    table = pd.concat(tables, ignore_index=True)
+    specs = _spec_order(rows)
+    _grouped_bars(ax, table, "spec", specs, "part", list(parts))
+    ax.set_xticks(range(len(specs)), specs, rotation=25, ha="right", fontsize="small")
+    positive = table.loc[table["estimate"] > 0, "estimate"]
+    if log is None:
+        log = not positive.empty and positive.max() > 20 * positive.min()
+    if log and not positive.empty:
+        ax.set_yscale("log")
+    _finish(ax, "", ylabel, title or env, empty=table.empty)
+    return table
+
+
+def latency_ratios(tables: Mapping[str, pd.DataFrame], baseline: str = "dense",
+                   fmt: str = "{:.2f}x") -> pd.DataFrame:
+    """Each model's latency as a multiple of the baseline model's, per environment and runtime.
+
+    Args:
+        tables: environment -> the table :func:`latency_bars` returned.
+        baseline: the model (legend name) every other is divided by.
+        fmt: format of the ratios.
+
+    Returns:
+        A frame indexed by ``model``, with columns ``(env, runtime)``; a runtime without the
+        baseline is left out.
+    """
+    columns: dict = {}
+    order: list[str] = []
+    for env, table in tables.items():
+        for runtime, part in table.groupby("runtime", sort=False):
+            estimates = part.set_index("model")["estimate"]
+            if baseline not in estimates.index:
+                continue
+            order += [m for m in estimates.index if m not in order]
+            columns[(env, runtime)] = {model: fmt.format(value / estimates[baseline])
+                                       for model, value in estimates.items()}
+    out = pd.DataFrame(columns).reindex(order).fillna("")
+    out.index.name = "model"
+    return out
+
+
+def without_finetuned_dense(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the dense model's fine-tuned rows (the control of the fine-tuning sweep).
+
+    :func:`naive_vs_finetuned` draws every dense row as the dense star, so a fine-tuned dense
+    control would appear as a second star; this keeps only the naive dense agent there (the
+    control stays in :func:`finetune_table`).
+    """
+    return frame[~((frame["method"] == "dense") & frame["finetuned"])]
+
+
+SHORT_METHODS = {"prune": "P", "prune[layer]": "PL", "prune[structured]": "PS", "lowrank": "R",
+                 "lowrank[keep_io]": "RK", "quant": "int8", "quant[qat]": "QAT"}
+"""Short point labels of :func:`label_points`: method -> prefix (levels follow in %, except for
+quantization)."""
+
+
+def short_spec(method: str, level: float | None) -> str:
+    """A short label of a single compression: ``P90`` (pruned 90%), ``R50``, ``int8``, ``QAT``."""
+    prefix = SHORT_METHODS.get(method, method)
+    if method.startswith("quant") or level is None or pd.isna(level):
+        return prefix
+    return f"{prefix}{100 * float(level):g}"
+
+
+def label_points(ax: Axes, table: pd.DataFrame, frame: pd.DataFrame,
+                 fontsize: str = "xx-small") -> None:
+    """Write each compressed point's short label (:func:`short_spec`) beside it.
+
+    Points of the same colour at the same place share one label (``int8/QAT``).
+
+    Args:
+        ax: the axes :func:`naive_vs_finetuned` drew into.
+        table: the table it returned.
+        frame: the tidy frame it drew (for each spec's level).
+        fontsize: size of the labels.
+    """
+    levels = frame.drop_duplicates("spec").set_index("spec")["level"]
+    points = table[table["method"] != "dense"]
+    for finetuned, color in ((False, "C0"), (True, "C1")):
+        mine = points[points["finetuned"] == finetuned]
+        places: dict[tuple[float, float], list[str]] = {}
+        for spec, method, x, y in zip(mine["spec"], mine["method"], mine["x_estimate"],
+                                      mine["y_estimate"], strict=True):
+            if pd.isna(x) or pd.isna(y):
+                continue
+            text = short_spec(method, levels.get(spec))
+            places.setdefault((float(x), float(y)), [])
+            if text not in places[(float(x), float(y))]:
+                places[(float(x), float(y))].append(text)
+        for (x, y), texts in places.items():
+            ax.annotate("/".join(texts), (x, y), xytext=(4, 3 if finetuned else -7),
+                        textcoords="offset points", fontsize=fontsize, color=color)

@@ -9,6 +9,9 @@ import pandas as pd
 from rlcomp.experiments.driver import SweepSummary
 from rlcomp.experiments.sweep import Sweep
 
+LEVEL_WORDS = {"prune": "pruned", "lowrank": "rank reduced"}
+"""How a level column reads when its levels name a table's columns."""
+
 
 def sweep_note(sweep: Sweep, run: SweepSummary) -> str:
     """One Markdown paragraph: the sweep's size and settings, and what this execution ran."""
@@ -53,6 +56,8 @@ def wide_table(tables: Mapping[str, pd.DataFrame], level: str, column: str = "va
                   for e, lo, hi in zip(table["estimate"], table["ci_low"], table["ci_high"],
                                        strict=True)],
             pct=(100 * table[level]).round(1))
+        if column in LEVEL_WORDS:
+            cells[column] = [f"{100 * v:g}% {LEVEL_WORDS[column]}" for v in cells[column]]
         wide = cells.pivot_table(index="pct", columns=column, values="text", aggfunc="first",
                                  sort=False)
         wide.columns = pd.MultiIndex.from_product([[env], list(wide.columns)])

@@ -133,8 +133,8 @@ from rlcomp.analysis.claims import Claim, describe  # noqa: E402
 from rlcomp.analysis.stats import Interval  # noqa: E402
 from rlcomp.envs import STUDY_ENVS  # noqa: E402
 
-GRID_RANK_METHODS = ("lowrank", "lowrank+prune", "prune+lowrank")
-"""Methods of the pruned x rank-reduced grid whose rank is reduced (every pruning level)."""
+GRID_METHODS = ("dense", "prune", "lowrank", "lowrank+prune", "prune+lowrank")
+"""Methods of the pruned x rank-reduced grid (global pruning, low rank, both)."""
 
 
 def _naive_at(frame: pd.DataFrame, methods: tuple[str, ...], lowrank: float) -> pd.DataFrame:
@@ -150,8 +150,8 @@ def evaltime_drop_30_across_pruning(frame: pd.DataFrame, metric: str = "eval_sec
     pruning levels". Here each side is the mean over the pruning levels present at both rank
     levels (per environment and training seed), and the change is in % of the 20% side.
     """
-    a = _naive_at(frame, GRID_RANK_METHODS, high)
-    b = _naive_at(frame, GRID_RANK_METHODS, low)
+    a = _naive_at(frame, GRID_METHODS, high)
+    b = _naive_at(frame, GRID_METHODS, low)
     common = set(a["prune"].round(6)) & set(b["prune"].round(6))
     a, b = a[a["prune"].round(6).isin(common)], b[b["prune"].round(6).isin(common)]
     measured = difference_ci(a, b, metric, relative=True) if common else EMPTY
@@ -278,3 +278,69 @@ def keep_io_summary(frame: pd.DataFrame, tolerance: float = KEEP_IO_TOLERANCE_PC
                      f"keeping the input and output layers at full rank **{verdict_text}** "
                      f"(difference {describe(diff, 'pp of dense')}).")
     return "\n".join(lines)
+
+
+DEVIATION_RULES = {"eval_seconds": "reduces", "seconds_per_step": "reduces",
+                   "ram_percent": "increases", "rss_bytes": "increases"}
+"""The rule of :func:`finetune_deviation` for each x metric: the study says fine-tuning lowers
+the spread of return at a given eval time (Fig 4) and raises it at a given RAM usage (Fig 10)."""
+
+
+def _residual_spread(x: pd.Series, y: pd.Series) -> float:
+    """Residual standard deviation of the least-squares line ``y ~ x`` (n - 2 degrees of freedom).
+
+    NaN for fewer than three points; a constant ``x`` gives the spread around the mean of ``y``.
+    """
+    n = len(x)
+    if n < 3:
+        return float("nan")
+    dx, dy = x - x.mean(), y - y.mean()
+    var = float((dx * dx).sum())
+    slope = float((dx * dy).sum()) / var if var > 0 else 0.0
+    residual = dy - slope * dx
+    return float(((residual * residual).sum() / (n - 2)) ** 0.5)
+
+
+def finetune_deviation(frame: pd.DataFrame, x_metric: str = "eval_seconds") -> ClaimResult:
+    """Spread of return at a given ``x_metric``, fine-tuned minus naive, in pp of dense.
+
+    The rule, fixed before any number was seen: for each environment and training seed, take the
+    compressed specs that were fine-tuned (dense left out) and, separately for their naive and
+    fine-tuned models, the points (x = ``x_metric``, y = return in % of that seed's |dense
+    return|). The spread of return "at a given x" is the residual standard deviation of the
+    least-squares line y ~ x through those points (a spec is a point; at least three specs). The
+    measurement is the fine-tuned spread minus the naive spread, paired by environment and seed
+    and bootstrapped over those pairs. The claim's rule follows :data:`DEVIATION_RULES`:
+    ``reduces`` for eval time (Fig 4), ``increases`` for RAM (Fig 10), margin 0.
+
+    Raises:
+        ValueError: for an ``x_metric`` without a rule.
+    """
+    if x_metric not in DEVIATION_RULES:
+        raise ValueError(f"x_metric must be one of {', '.join(DEVIATION_RULES)}, "
+                         f"got {x_metric!r}")
+    rule = DEVIATION_RULES[x_metric]
+    what = f"spread of return around its line in {x_metric}, fine-tuned minus naive"
+    specs = sorted(frame.loc[frame["finetuned"] & (frame["spec"] != "dense"), "spec"].unique())
+    dense = _rows(frame, "dense")
+    dense = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
+    base = dense.mean().abs().rename("base")
+    rows = frame[frame["spec"].isin(specs) & frame["metric"].isin(["return_mean", x_metric])]
+    points = (rows.groupby(["env", "train_seed", "finetuned", "spec", "metric"])["value"].mean()
+              .unstack("metric"))
+    records = {False: [], True: []}
+    if not points.empty and {"return_mean", x_metric} <= set(points.columns):
+        points = points.dropna().join(base, on=["env", "train_seed"]).dropna()
+        points = points.assign(y=100.0 * points["return_mean"] / points["base"])
+        for (env, seed, finetuned), group in points.groupby(["env", "train_seed", "finetuned"]):
+            spread = _residual_spread(group[x_metric], group["y"])
+            if spread == spread:
+                records[bool(finetuned)].append({"env": env, "train_seed": seed,
+                                                 "value": spread})
+    tuned, naive = (pd.DataFrame(records[k], columns=["env", "train_seed", "value"])
+                    for k in (True, False))
+    measured = difference_ci(tuned, naive, None) if len(tuned) and len(naive) else EMPTY
+    return assess(CLAIMS["finetune-deviation"], measured, rule, 0.0, "pp of dense", what)
+
+
+CLAIM_FUNCTIONS["finetune-deviation"] = finetune_deviation

@@ -12,7 +12,6 @@ budgets; ``full`` is three training seeds, 100 episodes, ten levels per axis.
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,21 +94,25 @@ def chapter_plan(chapter: str, profile: str, *, envs: Sequence[str] | None = Non
     return plan
 
 
-def default_store(profile: str) -> str:
-    """Where a chapter keeps its results: the shared store in ``full``, a fresh file in ``smoke``.
+SMOKE_STORE = "results/smoke.sqlite"
+"""The store of the smoke profile: apart from the full results, shared by the smoke chapters."""
 
-    A smoke execution runs its whole sweep every time (a test of the sweep path), in a temporary
-    store that does not mix with the full results.
-    """
-    if profile == "full":
-        return DEFAULT_PATH
-    return str(Path(tempfile.mkdtemp(prefix="rlcomp-smoke-")) / "rlcomp.sqlite")
+
+def default_store(profile: str) -> str:
+    """Where a chapter keeps its results: ``results/rlcomp.sqlite``, or in ``smoke``
+    ``results/smoke.sqlite``, both under the repository root whatever the working directory."""
+    return str(ROOT / (DEFAULT_PATH if profile == "full" else SMOKE_STORE))
 
 
 def chapter_sweep(chapter: str, profile: str, **overrides) -> Sweep:
-    """The validated :class:`Sweep` of :func:`chapter_plan`."""
-    return sweep_from_mapping(chapter_plan(chapter, profile, **overrides),
-                              f"{chapter} ({profile})")
+    """The validated :class:`Sweep` of :func:`chapter_plan`, its checkpoints found under ROOT.
+
+    The checkpoints are named relative to the repository, so a chapter finds them whatever its
+    working directory (nbval runs a notebook in its own folder).
+    """
+    plan = chapter_plan(chapter, profile, **overrides)
+    plan["checkpoints"] = [str(ROOT / name) for name in plan["checkpoints"]]
+    return sweep_from_mapping(plan, f"{chapter} ({profile})")
 
 
 def sweep_file_text(chapter: str, profile: str) -> str:

@@ -1,0 +1,287 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Low rank
+#
+# Rank reduction replaces each weight matrix by its best approximation of lower rank (the
+# truncated SVD) and, where that is smaller, stores and runs it as two thin factors. The study
+# {cite:p}`guggilla2023choosing` reduces the rank of its agents' layers at increasing levels,
+# alone and together with pruning, and plots evaluation time (its Fig 5), return (Fig 6), RAM
+# (Fig 7) and CPU utilisation (Fig 8 and 9) against the levels. This chapter repeats those
+# figures for both environments, on a grid of rank-reduction levels by pruning levels (global
+# magnitude pruning, as in [Pruning](01-pruning)), and adds the study's proposed improvement:
+# keeping the input and output layers at full rank. Beside each of the study's measures of time,
+# memory and CPU it shows a cleaner one (per environment step, the model's own bytes, CPU seconds
+# per step). Every point is the mean over training seeds with a 95% stratified-bootstrap
+# confidence interval.
+#
+# **Prerequisites.** The trained checkpoints (chapter [Setup](00-setup)). The chapter runs its
+# sweep (the same jobs as `rlcomp sweep sweeps/02-low-rank.<profile>.yaml`) through the results
+# store `results/rlcomp.sqlite` (`results/smoke.sqlite` in the `smoke` profile), so jobs already
+# stored are not run again.
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown
+from myst_nb import glue
+
+from rlcomp.analysis.claims import claim_markdown
+from rlcomp.analysis.figures import (
+    LOWRANK_VARIANTS,
+    fig5_rank_evaltime,
+    fig5_rank_steptime,
+    fig6_grid_return,
+    fig7_rank_ram,
+    fig8_grid_cpu,
+    fig9_rank_cpu,
+    rank_lines,
+    rank_return,
+)
+from rlcomp.analysis.tables import sweep_note, wide_table
+from rlcomp.analysis.verdicts import (
+    evaltime_drop_30,
+    evaltime_drop_30_across_pruning,
+    keep_io_remedy,
+    keep_io_summary,
+    pruning_hurts_more,
+    rank_resources,
+)
+from rlcomp.envs import STUDY_ENVS
+from rlcomp.experiments.driver import run_and_load
+from rlcomp.experiments.plans import chapter_sweep, default_store
+
+# %% tags=["parameters"]
+profile = "full"
+envs = None
+train_seeds = None
+episodes = None
+levels = None
+store = None
+workers = None
+
+# %% tags=["remove-stderr"]
+sweep = chapter_sweep("02-low-rank", profile, envs=envs, train_seeds=train_seeds,
+                      episodes=episodes, levels=levels)
+frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
+envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
+Markdown(sweep_note(sweep, run))
+
+# %% [markdown]
+# ## Evaluation time against the rank reduced (Fig 5)
+#
+# The study's evaluation time is the wall time of all evaluation episodes. It carries the length
+# of the episodes: a lander that lands (or crashes) ends its episode sooner than one that hovers,
+# so a change of behaviour moves the eval time even when each decision costs the same. The
+# episode length is therefore drawn beneath it, and below that the cleaner measure, the wall
+# time per environment step.
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(3, len(envs), figsize=(11, 10), layout="constrained", squeeze=False)
+for env, ax_eval, ax_length, ax_step in zip(envs, *axes, strict=True):
+    fig5_rank_evaltime(frame, ax_eval, env=env)
+    rank_lines(frame, ax_length, env=env, metric="episode_length_mean")
+    fig5_rank_steptime(frame, ax_step, env=env)
+glue("fig-lowrank-evaltime", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-lowrank-evaltime
+# :name: fig-lowrank-evaltime
+#
+# Fig 5 of the study, both environments. Top: wall seconds of all evaluation episodes against
+# the percentage of rank reduced, one line per pruning level. Middle: mean episode length.
+# Bottom: wall seconds per environment step. Bands: 95% bootstrap confidence intervals over
+# training seeds.
+# ```
+
+# %%
+Markdown(claim_markdown(evaltime_drop_30(frame)))
+
+# %% [markdown]
+# The study speaks of a fall "across most pruning levels"; the same comparison averaged over
+# every pruning level of the grid:
+
+# %%
+Markdown(claim_markdown(evaltime_drop_30_across_pruning(frame)))
+
+# %% [markdown]
+# Whether strong rank reduction saves time at all, first in the study's measure and then per
+# step:
+
+# %%
+Markdown(claim_markdown(rank_resources(frame, metric="eval_seconds")))
+
+# %%
+Markdown(claim_markdown(rank_resources(frame, metric="seconds_per_step")))
+
+# %% [markdown]
+# ## Return over the grid of pruned by rank reduced (Fig 6)
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+fig6 = {env: fig6_grid_return(frame, ax, env=env) for env, ax in zip(envs, axes[0], strict=True)}
+glue("fig-lowrank-grid-return", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-lowrank-grid-return
+# :name: fig-lowrank-grid-return
+#
+# Fig 6 of the study, both environments: mean return over the evaluation episodes for each pair
+# of a percentage pruned (x) and a percentage of rank reduced (y); the dense agent is the bottom
+# left cell.
+# ```
+
+# %%
+Markdown(claim_markdown(pruning_hurts_more(frame)))
+
+# %% [markdown]
+# The returns behind the figure (mean over training seeds, 95% CI in brackets), one row per
+# percentage of rank reduced, one column per environment and pruning level (a fraction):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+wide_table(fig6, "lowrank", column="prune")
+
+# %% [markdown]
+# ## Memory against the rank reduced (Fig 7)
+#
+# The study's % RAM is the evaluating process's share of the machine's memory. That process holds
+# the Python interpreter, PyTorch and Gymnasium, hundreds of megabytes, against a model of about
+# 0.3 MB, so its RAM % says little about the model. The model's own size is in the bytes of its
+# compact file (factors where they are smaller than the dense matrix, a bitmask and the nonzeros
+# where pruning makes that smaller), drawn beneath.
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(2, len(envs), figsize=(11, 7), layout="constrained", squeeze=False)
+fig7_bytes = {}
+for env, ax_ram, ax_bytes in zip(envs, *axes, strict=True):
+    fig7_rank_ram(frame, ax_ram, env=env)
+    fig7_bytes[env] = fig7_rank_ram(frame, ax_bytes, env=env, metric="bytes",
+                                    ylabel="Model file (bytes)")
+glue("fig-lowrank-ram", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-lowrank-ram
+# :name: fig-lowrank-ram
+#
+# Fig 7 of the study, both environments. Top: the evaluating process's % RAM against the
+# percentage of rank reduced, one line per pruning level. Bottom: bytes of the compressed model's
+# compact file. Bands: 95% bootstrap confidence intervals over training seeds.
+# ```
+
+# %%
+Markdown(claim_markdown(rank_resources(frame, metric="ram_percent")))
+
+# %%
+Markdown(claim_markdown(rank_resources(frame, metric="bytes")))
+
+# %% [markdown]
+# The file sizes behind the lower panels, in bytes:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+wide_table(fig7_bytes, "lowrank", column="prune", decimals=0)
+
+# %% [markdown]
+# ## CPU over the grid of pruned by rank reduced (Fig 8)
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+for env, ax in zip(envs, axes[0], strict=True):
+    fig8_grid_cpu(frame, ax, env=env)
+glue("fig-lowrank-grid-cpu", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-lowrank-grid-cpu
+# :name: fig-lowrank-grid-cpu
+#
+# Fig 8 of the study, both environments: the evaluating process's CPU utilisation (%) for each
+# pair of a percentage pruned (x) and a percentage of rank reduced (y).
+# ```
+
+# %% [markdown]
+# ## CPU against the rank reduced (Fig 9)
+#
+# CPU % is a utilisation: a process that computes without waiting stays near one core however
+# cheap each decision is, and one that waits (for instance on a busy machine) shows less. The
+# cost of the work is the CPU time it takes, drawn beneath per environment step.
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(2, len(envs), figsize=(11, 7), layout="constrained", squeeze=False)
+for env, ax_cpu, ax_seconds in zip(envs, *axes, strict=True):
+    fig9_rank_cpu(frame, ax_cpu, env=env)
+    fig9_rank_cpu(frame, ax_seconds, env=env, metric="cpu_seconds_per_step")
+glue("fig-lowrank-cpu", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-lowrank-cpu
+# :name: fig-lowrank-cpu
+#
+# Fig 9 of the study, both environments. Top: CPU utilisation (%) of the evaluating process
+# against the percentage of rank reduced, one line per pruning level. Bottom: CPU seconds per
+# environment step. Bands: 95% bootstrap confidence intervals over training seeds.
+# ```
+
+# %%
+Markdown(claim_markdown(rank_resources(frame)))
+
+# %%
+Markdown(claim_markdown(rank_resources(frame, metric="cpu_percent")))
+
+# %% [markdown]
+# ## Keeping the input and output layers at full rank
+#
+# The study ends by proposing to "mitigate the steeper drop-off in performance from higher levels
+# of rank reduction" by setting minimum ranks for the input and output layers. The input layer
+# (8 or 17 inputs) and the output layer (4 or 6 outputs) have a small full rank, so reducing it
+# removes a large share of what they carry; the hidden 256 x 256 layer holds most of the
+# parameters. {numref}`fig-lowrank-keep-io` reduces the rank of the hidden layer only, beside the
+# plain method.
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+keep_io = {env: rank_return(frame, ax, env=env, variants=LOWRANK_VARIANTS)
+           for env, ax in zip(envs, axes[0], strict=True)}
+glue("fig-lowrank-keep-io", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-lowrank-keep-io
+# :name: fig-lowrank-keep-io
+#
+# Return against the percentage of rank reduced, with every layer reduced and with the input and
+# output layers kept at full rank (no pruning). Bands: 95% bootstrap confidence intervals over
+# training seeds.
+# ```
+
+# %%
+Markdown(claim_markdown(keep_io_remedy(frame)))
+
+# %% [markdown]
+# Whether it removes the steep drop, environment by environment (the return "holds" while it
+# stays within 10% of the dense return):
+
+# %%
+Markdown(keep_io_summary(frame))
+
+# %% [markdown]
+# The chapter's headline numbers, the returns behind {numref}`fig-lowrank-keep-io`:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+wide_table(keep_io, "lowrank")

@@ -1,0 +1,259 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Quantization
+#
+# Quantization stores each weight in fewer bits. The study {cite:p}`guggilla2023choosing`
+# quantizes its agents from 32 to 8 bits and reports two things in its text: CPU and RAM
+# utilization do not change, and the stored model shrinks from 0.3 MB to 0.1 MB, against the
+# 0.075 MB that one byte per parameter would take. This chapter quantizes the trained agents of
+# both environments after training (post-training quantization, PTQ: every weight and bias to
+# int8, one float32 scale per output channel and one per bias vector) and measures the return,
+# the stored bytes, the CPU and memory of evaluation, and the time of one decision in PyTorch
+# and in ONNX Runtime. Beside the int8 agent stand three more models: pruned 50% then int8, rank
+# reduced 50% then int8 (two compressions composed), and rank reduced 75% in float32 (about half
+# the parameters: a model whose arithmetic, not only its file, shrinks). Every number is the mean
+# over training seeds with a 95% bootstrap confidence interval.
+#
+# The study quantized *in training*. Quantization-aware training (QAT) trains the int8 network
+# itself, with straight-through gradients through the rounding, so it needs training steps: it is
+# measured beside post-training quantization in chapter [Fine-tuning](04-fine-tuning).
+#
+# **Prerequisites.** The trained checkpoints (chapter [Setup](00-setup)). The chapter runs its
+# sweep (the same jobs as `rlcomp sweep sweeps/03-quantization.<profile>.yaml`) through the
+# results store `results/rlcomp.sqlite`, so jobs already stored are not run again; the `smoke`
+# profile uses a fresh temporary store and runs all of its jobs.
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown
+from myst_nb import glue
+
+from rlcomp.analysis.claims import POSTER_STORAGE_MB, claim_markdown
+from rlcomp.analysis.figures import (
+    QUANT_MODELS,
+    latency_bars,
+    latency_ratios,
+    quant_storage,
+    spec_bars,
+    spec_table,
+)
+from rlcomp.analysis.tables import sweep_note
+from rlcomp.analysis.verdicts import quant_cpu_ram
+from rlcomp.analysis.verdicts import quant_storage as quant_storage_claim
+from rlcomp.envs import STUDY_ENVS
+from rlcomp.experiments.driver import run_and_load
+from rlcomp.experiments.plans import chapter_sweep, default_store
+
+# %% tags=["parameters"]
+profile = "full"
+envs = None
+train_seeds = None
+episodes = None
+levels = None
+store = None
+workers = None
+
+# %% tags=["remove-stderr"]
+sweep = chapter_sweep("03-quantization", profile, envs=envs, train_seeds=train_seeds,
+                      episodes=episodes, levels=levels)
+frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
+envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
+Markdown(sweep_note(sweep, run))
+
+# %% [markdown]
+# ## Return after quantization
+#
+# Rounding a weight to the nearest of 255 levels of its row moves it by at most half a step, so
+# the int8 network computes almost the function of the dense one; {numref}`fig-quant-return`
+# shows what that does to the return, beside the compositions and the rank-reduced model.
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+for env, ax in zip(envs, axes[0], strict=True):
+    spec_bars(frame, ax, env=env, models=QUANT_MODELS, metric="return_mean")
+glue("fig-quant-return", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-quant-return
+# :name: fig-quant-return
+#
+# Mean return over the evaluation episodes of the dense agent, its int8 version (post-training
+# quantization), pruned 50% then int8, rank reduced 50% then int8, and rank reduced 75% in
+# float32. Error bars: 95% bootstrap confidence intervals over training seeds.
+# ```
+
+# %% [markdown]
+# The returns behind the figure (mean over training seeds, 95% CI in brackets):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+spec_table(frame, QUANT_MODELS, {"return": "return_mean"}, envs=envs)
+
+# %% [markdown]
+# ## Storage: 32 -> 8 bits
+#
+# The theoretical size of the int8 model is one byte per parameter (weights and biases): the
+# parameter count times 8 bits. Our file holds exactly those bytes plus what is needed to read
+# them back: one float32 scale per output channel and one per bias vector, and the safetensors
+# header that describes the layers. The dense file is the same container with four bytes per
+# parameter. {numref}`fig-quant-storage` sets our three sizes
+# beside the study's 0.3 MB, 0.1 MB and 0.075 MB.
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+for env, ax in zip(envs, axes[0], strict=True):
+    quant_storage(frame, ax, env=env, reported=POSTER_STORAGE_MB)
+glue("fig-quant-storage", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-quant-storage
+# :name: fig-quant-storage
+#
+# Storage in MB (10^6 bytes): the dense float32 file, our int8 file and the int8 theoretical size
+# (one byte per parameter); hatched, the study's reported sizes. The measured sizes do not vary
+# between training seeds.
+# ```
+
+# %%
+Markdown(claim_markdown(quant_storage_claim(frame)))
+
+# %% [markdown]
+# The bytes behind the figure for every model of the chapter: the compact file, the theoretical
+# size (parameters x bits / 8, counting only the nonzeros where a sparse layout is smaller), the
+# parameters and the int8 scales the file adds.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+spec_table(frame, QUANT_MODELS,
+           {"file bytes": "bytes", "theoretical bytes": "theoretical_bytes",
+            "parameters": "params", "scales": "scales"},
+           envs=envs, formats=dict.fromkeys(["file bytes", "theoretical bytes", "parameters",
+                                             "scales"], "{:,.0f}"))
+
+# %% [markdown]
+# ## CPU and RAM
+#
+# The study measured the CPU utilization and the share of RAM of the evaluating process. We
+# measure the same (one core, one thread) and, because a utilization says little about cost, the
+# CPU seconds spent per environment step ({numref}`fig-quant-cpu`).
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(2, len(envs), figsize=(11, 7.5), layout="constrained", squeeze=False)
+for env, ax_util, ax_cost in zip(envs, axes[0], axes[1], strict=True):
+    spec_bars(frame, ax_util, env=env, models=QUANT_MODELS, metric="cpu_percent")
+    spec_bars(frame, ax_cost, env=env, models=QUANT_MODELS, metric="cpu_seconds_per_step",
+              scale=1e6, ylabel="CPU µs per step")
+glue("fig-quant-cpu", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-quant-cpu
+# :name: fig-quant-cpu
+#
+# CPU during evaluation. Top: CPU % of the evaluating process (the study's measure). Bottom: CPU
+# microseconds per environment step (environment and policy together). Error bars: 95% bootstrap
+# confidence intervals over training seeds.
+# ```
+
+# %%
+Markdown(claim_markdown(quant_cpu_ram(frame, "cpu_seconds_per_step")))
+
+# %% [markdown]
+# The share of RAM of the evaluating process is mostly the Python runtime, PyTorch and the
+# environment, whatever the model, and a sweep's worker process evaluates several jobs in turn,
+# so the share also carries what the worker loaded before. The cleaner measure is the model's
+# own footprint: two fresh processes, pinned to one core, import the same modules and run the
+# same decisions, one with the model loaded from its compact file and one without a model; the
+# footprint is the difference of their resident memory ({numref}`fig-quant-ram`, bottom).
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(2, len(envs), figsize=(11, 7.5), layout="constrained", squeeze=False)
+for env, ax_share, ax_own in zip(envs, axes[0], axes[1], strict=True):
+    spec_bars(frame, ax_share, env=env, models=QUANT_MODELS, metric="ram_percent")
+    spec_bars(frame, ax_own, env=env, models=QUANT_MODELS, metric="isolated_footprint_bytes",
+              scale=1e-6, ylabel="Model footprint (MB)")
+glue("fig-quant-ram", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-quant-ram
+# :name: fig-quant-ram
+#
+# Memory. Top: % RAM of the evaluating process (the study's measure). Bottom: the model's
+# footprint in an isolated inference process, resident MB with the model minus without it (its
+# tensors, the copies loading left alive, activations and kernel workspace). Error bars: 95%
+# bootstrap confidence intervals over training seeds.
+# ```
+
+# %%
+Markdown(claim_markdown(quant_cpu_ram(frame, "ram_percent")))
+
+# %%
+Markdown(claim_markdown(quant_cpu_ram(frame, "isolated_footprint_bytes")))
+
+# %% [markdown]
+# The footprint is a small difference between two resident sizes that are each far larger than
+# the model, and it varies from one pair of processes to the next; read a difference between
+# models against its interval and against the sizes of the files above. The isolated processes'
+# resident memory in MB, with and without the model:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+spec_table(frame, QUANT_MODELS,
+           {"with model": "isolated_model_rss_bytes",
+            "without": "isolated_baseline_rss_bytes",
+            "footprint": "isolated_footprint_bytes"},
+           envs=envs, scales=dict.fromkeys(["with model", "without", "footprint"], 1e-6),
+           formats=dict.fromkeys(["with model", "without", "footprint"], "{:.2f}"))
+
+# %% [markdown]
+# ## Time per decision: PyTorch eager and ONNX Runtime
+#
+# How fast an int8 model runs depends on the runtime. In eager PyTorch our int8 layer
+# dequantizes its weights (int8 times scale, back to float32) on every call before the matrix
+# product, so each decision does more work than the dense model's. ONNX Runtime, the runtime a
+# deployment would use, sees the int8 weights and their scales as constants of the graph and
+# folds the dequantization once when the session starts; from then on a decision is the dense
+# model's float arithmetic. The model rank reduced 75% multiplies by two thin factors instead of
+# one square matrix: half the multiply-adds, but twice the operations, and whether that saves
+# time at batch size 1 depends on what each operation costs the runtime beyond its arithmetic
+# ({numref}`fig-quant-latency`).
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+latency = {env: latency_bars(frame, ax, env=env,
+                             models={"dense": "dense", "int8": "quant=8",
+                                     "low rank 75%": "lowrank=0.75"})
+           for env, ax in zip(envs, axes[0], strict=True)}
+glue("fig-quant-latency", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-quant-latency
+# :name: fig-quant-latency
+#
+# Median latency of one decision at batch size 1 (one thread, after warm-up) in PyTorch eager
+# and in ONNX Runtime, for the dense agent, its int8 version and the model rank reduced 75%.
+# Error bars: 95% bootstrap confidence intervals over training seeds.
+# ```
+
+# %% [markdown]
+# Each model's median latency as a multiple of the dense model's in the same runtime:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+latency_ratios(latency)

@@ -1,0 +1,205 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Fine-tuning
+#
+# A compressed agent can be used as it comes out of the compressor ("naive" compression) or
+# trained a little further while the compression holds. The study {cite:p}`guggilla2023choosing`
+# fine-tunes its compressed agents with compressed target networks and compares them with the
+# naive ones in two figures: return against evaluation time (its Fig 4) and return against % RAM
+# (its Fig 10). It concludes that fine-tuning gave no significant gain over naive compression
+# while costing much more, and that fine-tuning lowers the spread of performance at a given
+# evaluation time but raises it at a given RAM usage. This chapter repeats both figures for both
+# environments, sets the returns of each compression naive and fine-tuned side by side, and
+# measures what the fine-tuning cost.
+#
+# Fine-tuning continues the agent's own algorithm (Double DQN for LunarLander, policy gradient
+# for HalfCheetah) from the compressed network for a fixed budget of environment steps, and the
+# compression holds throughout: pruned weights stay zero, low-rank factors stay factors of the
+# same rank, int8 layers stay int8, and Double DQN's target network is a copy of the compressed
+# network. The compressions are global pruning and rank reduction at three levels (one in the
+# `smoke` profile), 8-bit post-training quantization (`quant=8`) and quantization-aware training
+# (`quant=8,mode=qat`). Naive, the two int8 models are the same: the trained weights rounded
+# once. Fine-tuned, they differ. QAT is the study's in-training quantization: the network keeps
+# float weights, computes every forward pass with them rounded to int8, and learns through the
+# rounding with straight-through gradients (the rounding counts as the identity when gradients
+# flow back); it is stored as the int8 network it computes. Post-training quantization
+# fine-tuned starts from the already rounded weights, trains them the same way and rounds them
+# again at the end. The dense agent fine-tuned for the same budget is the control: what the extra
+# training does without any compression.
+#
+# **Prerequisites.** The trained checkpoints (chapter [Setup](00-setup)); chapters
+# [Pruning](01-pruning), [Low rank](02-low-rank) and [Quantization](03-quantization) describe the
+# compressions. The chapter runs its sweep (the same jobs as `rlcomp sweep
+# sweeps/04-fine-tuning.<profile>.yaml`) through the results store `results/rlcomp.sqlite`, so
+# jobs already stored are not run again; the `smoke` profile uses a fresh temporary store and
+# runs all of its jobs.
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown
+from myst_nb import glue
+
+from rlcomp.analysis.claims import claim_markdown
+from rlcomp.analysis.figures import (
+    fig4_evaltime_return,
+    fig10_ram_return,
+    finetune_cost_bars,
+    finetune_cost_table,
+    finetune_table,
+    label_points,
+    without_finetuned_dense,
+)
+from rlcomp.analysis.tables import sweep_note
+from rlcomp.analysis.verdicts import finetune_deviation, finetune_no_gain
+from rlcomp.envs import STUDY_ENVS
+from rlcomp.experiments.driver import run_and_load
+from rlcomp.experiments.plans import chapter_sweep, default_store
+
+# %% tags=["parameters"]
+profile = "full"
+envs = None
+train_seeds = None
+episodes = None
+levels = None
+store = None
+workers = None
+
+# %% tags=["remove-stderr"]
+sweep = chapter_sweep("04-fine-tuning", profile, envs=envs, train_seeds=train_seeds,
+                      episodes=episodes, levels=levels)
+frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
+envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
+Markdown(sweep_note(sweep, run))
+
+# %% [markdown]
+# ## Return against evaluation time (Fig 4)
+#
+# The study's evaluation time is the wall time of all evaluation episodes, as a percentage of
+# the dense agent's. It carries the length of the episodes (a lander that crashes early finishes
+# sooner), so the lower row repeats the figure with the time per environment step, which does
+# not. The naive int8 and QAT points share their return (the same rounded weights) but not their
+# time: the QAT network keeps its float weights and rounds them in every forward pass, the
+# quantize and dequantize steps the study shows in its computation graph, while the int8 network
+# only scales its stored int8 weights back to float.
+
+# %% tags=["remove-output"]
+points = without_finetuned_dense(frame)
+fig, axes = plt.subplots(2, len(envs), figsize=(11, 8), layout="constrained", squeeze=False)
+for env, ax_total, ax_step in zip(envs, axes[0], axes[1], strict=True):
+    label_points(ax_total, fig4_evaltime_return(points, ax_total, env=env), points)
+    label_points(ax_step, fig4_evaltime_return(points, ax_step, env=env,
+                                               x_metric="seconds_per_step"), points)
+glue("fig-finetune-evaltime", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-finetune-evaltime
+# :name: fig-finetune-evaltime
+#
+# Fig 4 of the study, both environments: mean return against evaluation time in % of the dense
+# agent's, one point per compression, naive and fine-tuned; the star is the dense agent. Labels:
+# P = pruned, R = rank reduced (with the % level), int8 = post-training quantization, QAT =
+# quantization-aware. Top: the wall time of all evaluation episodes (the study's measure).
+# Bottom: wall time per environment step. Error bars: 95% bootstrap confidence intervals over
+# training seeds, in both directions. The dense agent fine-tuned (the control) is left out here;
+# its return is in the table below.
+# ```
+
+# %% [markdown]
+# How we measure "the spread of performance at a given evaluation time" was fixed before looking
+# at any result: for each environment and training seed, the compressions' returns (in % of the
+# dense agent's) are fitted with a straight line in evaluation time, once for the naive and once
+# for the fine-tuned models; the spread is the standard deviation of the returns around that line.
+# The measurement is the fine-tuned spread minus the naive one, paired by environment and seed;
+# the study's claim is that it is negative here and positive for RAM (Fig 10).
+
+# %%
+Markdown(claim_markdown(finetune_deviation(frame, "eval_seconds")))
+
+# %% [markdown]
+# ## Return against RAM (Fig 10)
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+for env, ax in zip(envs, axes[0], strict=True):
+    label_points(ax, fig10_ram_return(points, ax, env=env), points)
+glue("fig-finetune-ram", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-finetune-ram
+# :name: fig-finetune-ram
+#
+# Fig 10 of the study, both environments: mean return against the % RAM of the evaluating
+# process, one point per compression, naive and fine-tuned; the star is the dense agent; labels
+# as in {numref}`fig-finetune-evaltime`. Error bars: 95% bootstrap confidence intervals over
+# training seeds. The share of RAM is mostly the runtime's, whatever the model (chapter
+# [Quantization](03-quantization) measures the model's own footprint).
+# ```
+
+# %%
+Markdown(claim_markdown(finetune_deviation(frame, "ram_percent")))
+
+# %% [markdown]
+# ## Does fine-tuning pay?
+#
+# The returns behind both figures, per compression: naive, fine-tuned, and the change fine-tuning
+# made (fine-tuned minus naive, paired by training seed; mean over training seeds, 95% CI in
+# brackets). The dense row is the control.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+finetune_table(frame, envs=envs)
+
+# %% [markdown]
+# The study's conclusion, measured over every compression that was fine-tuned (the dense control
+# left out), in % of the dense agent's return so that the two environments' scales agree:
+
+# %%
+Markdown(claim_markdown(finetune_no_gain(frame)))
+
+# %% [markdown]
+# ## What fine-tuning costs
+#
+# Fine-tuning runs the training algorithm: it steps the environment, explores, and updates the
+# network (Double DQN also fills a replay buffer and keeps a target network). Evaluation only
+# acts. {numref}`fig-finetune-cost` sets the CPU seconds of each fine-tuning beside the CPU
+# seconds of evaluating the fine-tuned model once (all the chapter's evaluation episodes), as the
+# sweep recorded them in the same job.
+
+# %% tags=["remove-output"]
+fig, axes = plt.subplots(1, len(envs), figsize=(11, 4.5), layout="constrained", squeeze=False)
+for env, ax in zip(envs, axes[0], strict=True):
+    finetune_cost_bars(frame, ax, env=env)
+glue("fig-finetune-cost", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-finetune-cost
+# :name: fig-finetune-cost
+#
+# CPU seconds of fine-tuning each compressed agent (its whole budget of environment steps) and of
+# evaluating the fine-tuned agent (all evaluation episodes of one job), one thread. Error bars:
+# 95% bootstrap confidence intervals over training seeds.
+# ```
+
+# %% [markdown]
+# The costs in full: environment steps and optimizer updates of fine-tuning, its CPU and wall
+# seconds, the same job's evaluation (environment steps, CPU and wall seconds) and the ratio of
+# the CPU seconds (means over training seeds; times vary from run to run and machine to machine).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+finetune_cost_table(frame, envs=envs)

@@ -1,0 +1,68 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Verdicts
+#
+# Every claim of the study {cite:p}`guggilla2023choosing` that the chapters measure, in one table:
+# the claim, the figure where the study shows it and where this book does, what we measured (a
+# difference paired by environment and training seed, with its 95% bootstrap confidence
+# interval), the rule that turns the interval into a verdict, and the verdict. The rules were
+# fixed in `rlcomp/analysis/verdicts.py` before any full-profile number existed. The book's
+# introduction shows the same table.
+#
+# **Prerequisites.** The sweeps of chapters 01 to 04 (this chapter runs any of their jobs the
+# store lacks, which in the `full` profile is none after the chapters ran).
+
+# %%
+from IPython.display import Markdown
+from myst_nb import glue
+
+from rlcomp.analysis.report import all_claims, claims_markdown
+from rlcomp.experiments.driver import run_and_load
+from rlcomp.experiments.plans import CHAPTERS, chapter_sweep, default_store
+
+# %% tags=["parameters"]
+profile = "full"
+envs = None
+train_seeds = None
+episodes = None
+levels = None
+store = None
+workers = None
+
+# %% tags=["remove-stderr"]
+frames = {}
+for chapter in CHAPTERS:
+    sweep = chapter_sweep(chapter, profile, envs=envs, train_seeds=train_seeds,
+                          episodes=episodes, levels=levels)
+    frames[chapter], _ = run_and_load(sweep, store or default_store(profile), workers=workers)
+results = all_claims(frames)
+
+# %% [markdown]
+# ## Every claim and its verdict
+
+# %%
+table = claims_markdown(results)
+glue("claims-table", Markdown(table), display=False)
+Markdown(table)
+
+# %% [markdown]
+# ## Headline numbers
+#
+# The verdicts that rest on returns and sizes, which are the same on every run (timing, CPU and
+# memory measures vary from run to run and machine to machine):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+Markdown(claims_markdown(results, deterministic_only=True))
