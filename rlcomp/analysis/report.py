@@ -56,7 +56,7 @@ class Verdict:
 
 
 def all_claims(frames: Mapping[str, pd.DataFrame]) -> list[Verdict]:
-    """Measure every claim of :data:`ENTRIES` on its chapter's results (missing chapters skipped)."""
+    """Measure each claim of :data:`ENTRIES` on its chapter's results (absent chapters skipped)."""
     return [Verdict(e.measure(frames[e.chapter]), f"{e.chapter}.html#{e.figure}", e.deterministic)
             for e in ENTRIES if e.chapter in frames]
 

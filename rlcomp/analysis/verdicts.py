@@ -9,12 +9,21 @@ percent of the baseline where the two environments' scales differ.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pandas as pd
 
-from rlcomp.analysis.claims import POSTER_CLAIMS, ClaimResult, assess, difference_ci
-from rlcomp.analysis.stats import EMPTY
+from rlcomp.analysis.claims import (
+    POSTER_CLAIMS,
+    Claim,
+    ClaimResult,
+    assess,
+    describe,
+    difference_ci,
+)
+from rlcomp.analysis.stats import EMPTY, Interval
+from rlcomp.envs import STUDY_ENVS
 
 CLAIMS = {claim.id: claim for claim in POSTER_CLAIMS}
 
@@ -29,6 +38,14 @@ def _rows(frame: pd.DataFrame, spec: str, finetuned: bool = False) -> pd.DataFra
 def _pooled(frame: pd.DataFrame, specs: list[str], finetuned: bool = False) -> pd.DataFrame:
     rows = frame[frame["spec"].isin(specs) & (frame["finetuned"] == finetuned)]
     return rows
+
+def _percent_of_dense(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows``' returns in % of the absolute dense return of the same environment and seed."""
+    dense = _rows(frame, "dense")
+    base = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
+    base = base.mean().abs().rename("base")
+    rows = rows[rows["metric"] == "return_mean"].join(base, on=["env", "train_seed"], how="inner")
+    return rows.assign(value=100.0 * rows["value"] / rows["base"])
 
 
 def minor_compression_gain(frame: pd.DataFrame, spec: str = "prune=0.1") -> ClaimResult:
@@ -47,14 +64,8 @@ def pruning_hurts_more(frame: pd.DataFrame, levels: tuple[float, ...] = (0.5, 0.
     if pruned.empty or ranked.empty or dense.empty:
         measured = EMPTY
     else:
-        base = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
-        base = base.mean().abs().rename("base")
-
-        def scaled(rows: pd.DataFrame) -> pd.DataFrame:
-            rows = rows[rows["metric"] == "return_mean"].join(base, on=["env", "train_seed"])
-            return rows.assign(value=100.0 * rows["value"] / rows["base"])
-
-        measured = difference_ci(scaled(pruned), scaled(ranked), "return_mean")
+        measured = difference_ci(_percent_of_dense(frame, pruned),
+                                 _percent_of_dense(frame, ranked), "return_mean")
     levels_text = ", ".join(f"{100 * v:g}%" for v in levels)
     return assess(CLAIMS["pruning-hurts-more"], measured, "reduces", 0.0, "% of dense",
                   f"return of pruning minus rank reduction at {levels_text}")
@@ -101,37 +112,16 @@ def finetune_no_gain(frame: pd.DataFrame) -> ClaimResult:
     if tuned.empty or naive.empty or dense.empty:
         return assess(CLAIMS["finetune-no-gain"], EMPTY, "no change", 5.0, "% of dense",
                       "fine-tuned minus naive return")
-    base = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
-    base = base.mean().abs().rename("base")
-
-    def scaled(rows: pd.DataFrame) -> pd.DataFrame:
-        rows = rows[rows["metric"] == "return_mean"].join(base, on=["env", "train_seed"])
-        return rows.assign(value=100.0 * rows["value"] / rows["base"])
-
-    measured = difference_ci(scaled(tuned), scaled(naive), "return_mean")
+    measured = difference_ci(_percent_of_dense(frame, tuned), _percent_of_dense(frame, naive),
+                             "return_mean")
     return assess(CLAIMS["finetune-no-gain"], measured, "no change", 5.0, "% of dense",
                   f"fine-tuned minus naive return over {len(specs)} specs")
 
 
-CLAIM_FUNCTIONS: dict[str, Callable[[pd.DataFrame], ClaimResult]] = {
-    "minor-compression-gain": minor_compression_gain,
-    "pruning-hurts-more": pruning_hurts_more,
-    "rank-resources": rank_resources,
-    "evaltime-drop-30": evaltime_drop_30,
-    "quant-cpu-ram": quant_cpu_ram,
-    "quant-storage": quant_storage,
-    "finetune-no-gain": finetune_no_gain,
-}
-"""The claims measured so far, by id."""
+
 
 
 # Chapter 02 (low rank): the fall near 30% across pruning levels, and the study's remedy --------
-
-import math  # noqa: E402  (imports of this appended section, kept with it)
-
-from rlcomp.analysis.claims import Claim, describe  # noqa: E402
-from rlcomp.analysis.stats import Interval  # noqa: E402
-from rlcomp.envs import STUDY_ENVS  # noqa: E402
 
 GRID_METHODS = ("dense", "prune", "lowrank", "lowrank+prune", "prune+lowrank")
 """Methods of the pruned x rank-reduced grid (global pruning, low rank, both)."""
@@ -172,13 +162,6 @@ LOWRANK_ALL, LOWRANK_KEEP_IO = "lowrank", "lowrank[keep_io]"
 """The ``method`` of rank reduction of every layer, and of the hidden layers only."""
 
 
-def _percent_of_dense(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows``' returns in % of the absolute dense return of the same environment and seed."""
-    dense = _rows(frame, "dense")
-    base = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
-    base = base.mean().abs().rename("base")
-    rows = rows[rows["metric"] == "return_mean"].join(base, on=["env", "train_seed"], how="inner")
-    return rows.assign(value=100.0 * rows["value"] / rows["base"])
 
 
 def keep_io_levels(frame: pd.DataFrame) -> list[float]:
@@ -343,4 +326,15 @@ def finetune_deviation(frame: pd.DataFrame, x_metric: str = "eval_seconds") -> C
     return assess(CLAIMS["finetune-deviation"], measured, rule, 0.0, "pp of dense", what)
 
 
-CLAIM_FUNCTIONS["finetune-deviation"] = finetune_deviation
+CLAIM_FUNCTIONS: dict[str, Callable[[pd.DataFrame], ClaimResult]] = {
+    "minor-compression-gain": minor_compression_gain,
+    "pruning-hurts-more": pruning_hurts_more,
+    "rank-resources": rank_resources,
+    "evaltime-drop-30": evaltime_drop_30_across_pruning,
+    "keep-io-remedy": keep_io_remedy,
+    "quant-cpu-ram": quant_cpu_ram,
+    "quant-storage": quant_storage,
+    "finetune-no-gain": finetune_no_gain,
+    "finetune-deviation": finetune_deviation,
+}
+"""Each measured claim's function (default settings), by claim id."""
