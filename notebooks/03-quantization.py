@@ -32,8 +32,8 @@
 #
 # **Prerequisites.** The trained checkpoints (chapter [Setup](00-setup)). The chapter runs its
 # sweep (the same jobs as `rlcomp sweep sweeps/03-quantization.<profile>.yaml`) through the
-# results store `results/rlcomp.sqlite`, so jobs already stored are not run again; the `smoke`
-# profile uses a fresh temporary store and runs all of its jobs.
+# results store `results/rlcomp.sqlite` (`results/smoke.sqlite` in the `smoke` profile), so jobs
+# already stored are not run again.
 
 # %%
 import matplotlib.pyplot as plt

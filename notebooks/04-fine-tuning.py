@@ -42,9 +42,8 @@
 # **Prerequisites.** The trained checkpoints (chapter [Setup](00-setup)); chapters
 # [Pruning](01-pruning), [Low rank](02-low-rank) and [Quantization](03-quantization) describe the
 # compressions. The chapter runs its sweep (the same jobs as `rlcomp sweep
-# sweeps/04-fine-tuning.<profile>.yaml`) through the results store `results/rlcomp.sqlite`, so
-# jobs already stored are not run again; the `smoke` profile uses a fresh temporary store and
-# runs all of its jobs.
+# sweeps/04-fine-tuning.<profile>.yaml`) through the results store `results/rlcomp.sqlite`
+# (`results/smoke.sqlite` in the `smoke` profile), so jobs already stored are not run again.
 
 # %%
 import matplotlib.pyplot as plt

@@ -224,8 +224,9 @@ def test_committed_chapter_sweep_files_are_up_to_date_and_valid():
 
 
 def test_finetune_budgets_multiply_jobs(tmp_path):
-    sweep = load_sweep(write(tmp_path, f"checkpoints: [{LUNAR}]\nspecs: [prune=0.5]\n"
-                                       "episodes: 1\neval_seeds: [0]\nfinetune: {steps: [0, 50]}\n"))
+    text = (f"checkpoints: [{LUNAR}]\nspecs: [prune=0.5]\nepisodes: 1\neval_seeds: [0]\n"
+            "finetune: {steps: [0, 50]}\n")
+    sweep = load_sweep(write(tmp_path, text))
     jobs = sweep.jobs()
     assert [job.finetune for job in jobs] == [None, {"steps": 50}]
     assert jobs[0].key != jobs[1].key

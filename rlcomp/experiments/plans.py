@@ -99,8 +99,10 @@ SMOKE_STORE = "results/smoke.sqlite"
 
 
 def default_store(profile: str) -> str:
-    """Where a chapter keeps its results: ``results/rlcomp.sqlite``, or in ``smoke``
-    ``results/smoke.sqlite``, both under the repository root whatever the working directory."""
+    """Where a chapter keeps its results (under the repository root, whatever the working folder).
+
+    ``results/rlcomp.sqlite`` in the ``full`` profile, ``results/smoke.sqlite`` in ``smoke``.
+    """
     return str(ROOT / (DEFAULT_PATH if profile == "full" else SMOKE_STORE))
 
 
