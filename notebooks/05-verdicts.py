@@ -25,10 +25,10 @@
 # store lacks, which in the `full` profile is none after the chapters ran).
 
 # %%
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 from myst_nb import glue
 
-from rlcomp.analysis.report import all_claims, claims_markdown
+from rlcomp.analysis.report import all_claims, claims_html, claims_markdown
 from rlcomp.experiments.driver import run_and_load
 from rlcomp.experiments.plans import CHAPTERS, chapter_sweep, default_store
 
@@ -53,9 +53,8 @@ results = all_claims(frames)
 # ## Every claim and its verdict
 
 # %%
-table = claims_markdown(results)
-glue("claims-table", Markdown(table), display=False)
-Markdown(table)
+glue("claims-table", HTML(claims_html(results)), display=False)
+Markdown(claims_markdown(results))
 
 # %% [markdown]
 # ## Headline numbers

@@ -3,7 +3,7 @@
 import pytest
 
 from rlcomp.analysis.claims import CONFIRMED, NOT_RESOLVED, REFUTED
-from rlcomp.analysis.report import all_claims, claims_markdown
+from rlcomp.analysis.report import all_claims, claims_html, claims_markdown
 from rlcomp.analysis.verdicts import (
     finetune_no_gain,
     keep_io_remedy,
@@ -78,3 +78,6 @@ def test_verdict_table_links_every_claim_to_a_figure(frame):
     assert "(03-quantization.html#fig-quant-storage)" in table
     deterministic = claims_markdown(verdicts, deterministic_only=True)
     assert "cpu_seconds_per_step" in table and "cpu_seconds_per_step" not in deterministic
+    page = claims_html(verdicts)
+    assert page.count("<tr>") == len(verdicts) + 1
+    assert '<a href="01-pruning.html#fig-pruning-return">' in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -81,3 +82,23 @@ def claims_markdown(verdicts_: list[Verdict], deterministic_only: bool = False,
             r.claim.text, r.claim.figure, f"[{anchor}]({v.link})", what + measured,
             rule_text(r.rule, r.threshold, r.unit, r.confidence), f"**{r.verdict}**")) + " |")
     return "\n".join(lines)
+
+
+def claims_html(verdicts_: list[Verdict], digits: int = 3) -> str:
+    """The verdict table as HTML (what the book's introduction pastes from another page)."""
+    head = "".join(f"<th>{name}</th>" for name in
+                   ("Claim", "Study", "Ours", "Measured (95% CI)", "Rule", "Verdict"))
+    rows = []
+    for v in verdicts_:
+        r = v.result
+        measured = describe(r.measured, r.unit, digits, r.confidence)
+        what = f"{r.what}: " if r.what else ""
+        anchor = v.link.split("#", 1)[1]
+        cells = (html.escape(r.claim.text), html.escape(r.claim.figure),
+                 f'<a href="{html.escape(v.link)}">{html.escape(anchor)}</a>',
+                 html.escape(what + measured),
+                 html.escape(rule_text(r.rule, r.threshold, r.unit, r.confidence)),
+                 f"<strong>{html.escape(r.verdict)}</strong>")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f'<table class="table"><thead><tr>{head}</tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table>")
