@@ -40,7 +40,8 @@ def timed(path: Path, store_path: Path, workers: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=20, help="episodes per job (default 20)")
+    parser.add_argument("--episodes", type=int, default=100,
+                        help="episodes per job (default 100, as the full profile)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
