@@ -36,9 +36,7 @@ from rlcomp.analysis.claims import claim_markdown
 from rlcomp.analysis.figures import fig3_pruning_return, level_lines
 from rlcomp.analysis.tables import sweep_note, wide_table
 from rlcomp.analysis.verdicts import minor_compression_gain
-from rlcomp.envs import STUDY_ENVS
-from rlcomp.experiments.driver import run_and_load
-from rlcomp.experiments.plans import chapter_sweep, default_store
+from rlcomp.experiments.plans import chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -50,11 +48,10 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-sweep = chapter_sweep("01-pruning", profile, envs=envs, train_seeds=train_seeds,
-                      episodes=episodes, levels=levels)
-frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
-envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
-Markdown(sweep_note(sweep, run))
+results = chapter_results("01-pruning", profile, envs=envs, train_seeds=train_seeds,
+                          episodes=episodes, levels=levels, store=store, workers=workers)
+frame, envs = results.frame, results.envs
+Markdown(sweep_note(results.sweep, results.run))
 
 # %% [markdown]
 # ## Return against the fraction pruned (Fig 3)

@@ -57,9 +57,7 @@ from rlcomp.analysis.verdicts import (
     pruning_hurts_more,
     rank_resources,
 )
-from rlcomp.envs import STUDY_ENVS
-from rlcomp.experiments.driver import run_and_load
-from rlcomp.experiments.plans import chapter_sweep, default_store
+from rlcomp.experiments.plans import chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -71,11 +69,10 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-sweep = chapter_sweep("02-low-rank", profile, envs=envs, train_seeds=train_seeds,
-                      episodes=episodes, levels=levels)
-frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
-envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
-Markdown(sweep_note(sweep, run))
+results = chapter_results("02-low-rank", profile, envs=envs, train_seeds=train_seeds,
+                          episodes=episodes, levels=levels, store=store, workers=workers)
+frame, envs = results.frame, results.envs
+Markdown(sweep_note(results.sweep, results.run))
 
 # %% [markdown]
 # ## Evaluation time against the rank reduced (Fig 5)

@@ -52,9 +52,7 @@ from rlcomp.analysis.figures import (
 from rlcomp.analysis.tables import sweep_note
 from rlcomp.analysis.verdicts import quant_cpu_ram
 from rlcomp.analysis.verdicts import quant_storage as quant_storage_claim
-from rlcomp.envs import STUDY_ENVS
-from rlcomp.experiments.driver import run_and_load
-from rlcomp.experiments.plans import chapter_sweep, default_store
+from rlcomp.experiments.plans import chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -66,11 +64,10 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-sweep = chapter_sweep("03-quantization", profile, envs=envs, train_seeds=train_seeds,
-                      episodes=episodes, levels=levels)
-frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
-envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
-Markdown(sweep_note(sweep, run))
+results = chapter_results("03-quantization", profile, envs=envs, train_seeds=train_seeds,
+                          episodes=episodes, levels=levels, store=store, workers=workers)
+frame, envs = results.frame, results.envs
+Markdown(sweep_note(results.sweep, results.run))
 
 # %% [markdown]
 # ## Return after quantization
@@ -257,3 +254,13 @@ plt.close(fig)
 # %%
 # NBVAL_IGNORE_OUTPUT
 latency_ratios(latency)
+
+# %% [markdown]
+# ## Headline numbers
+#
+# The return and the compact file of each model: mean over training seeds, with the 95%
+# confidence interval in brackets when there is more than one seed.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+spec_table(frame, QUANT_MODELS, {"return": "return_mean", "file bytes": "bytes"}, envs=envs)

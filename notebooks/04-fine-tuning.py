@@ -62,9 +62,7 @@ from rlcomp.analysis.figures import (
 )
 from rlcomp.analysis.tables import sweep_note
 from rlcomp.analysis.verdicts import finetune_deviation, finetune_no_gain
-from rlcomp.envs import STUDY_ENVS
-from rlcomp.experiments.driver import run_and_load
-from rlcomp.experiments.plans import chapter_sweep, default_store
+from rlcomp.experiments.plans import chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -76,11 +74,10 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-sweep = chapter_sweep("04-fine-tuning", profile, envs=envs, train_seeds=train_seeds,
-                      episodes=episodes, levels=levels)
-frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
-envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
-Markdown(sweep_note(sweep, run))
+results = chapter_results("04-fine-tuning", profile, envs=envs, train_seeds=train_seeds,
+                          episodes=episodes, levels=levels, store=store, workers=workers)
+frame, envs = results.frame, results.envs
+Markdown(sweep_note(results.sweep, results.run))
 
 # %% [markdown]
 # ## Return against evaluation time (Fig 4)
@@ -154,17 +151,11 @@ Markdown(claim_markdown(finetune_deviation(frame, "ram_percent")))
 # %% [markdown]
 # ## Does fine-tuning pay?
 #
-# The returns behind both figures, per compression: naive, fine-tuned, and the change fine-tuning
-# made (fine-tuned minus naive, paired by training seed; mean over training seeds, 95% CI in
-# brackets). The dense row is the control.
-
-# %%
-# NBVAL_CHECK_OUTPUT
-finetune_table(frame, envs=envs)
-
-# %% [markdown]
-# The study's conclusion, measured over every compression that was fine-tuned (the dense control
-# left out), in % of the dense agent's return so that the two environments' scales agree:
+# The returns behind both figures, per compression, are the chapter's headline numbers at its
+# end: naive, fine-tuned, and the change fine-tuning made (fine-tuned minus naive, paired by
+# training seed). The study's conclusion, measured over every compression that was fine-tuned
+# (the dense control left out), in % of the dense agent's return so that the two environments'
+# scales agree:
 
 # %%
 Markdown(claim_markdown(finetune_no_gain(frame)))
@@ -202,3 +193,14 @@ plt.close(fig)
 # %%
 # NBVAL_IGNORE_OUTPUT
 finetune_cost_table(frame, envs=envs)
+
+# %% [markdown]
+# ## Headline numbers
+#
+# The return of every model, naive and fine-tuned, and the change fine-tuning made (fine-tuned
+# minus naive, paired by training seed); mean over training seeds, 95% CI in brackets. The dense
+# row is the control: the agent fine-tuned without any compression.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+finetune_table(frame, envs=envs)

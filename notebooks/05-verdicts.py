@@ -29,8 +29,7 @@ from IPython.display import HTML, Markdown
 from myst_nb import glue
 
 from rlcomp.analysis.report import all_claims, claims_html, claims_markdown
-from rlcomp.experiments.driver import run_and_load
-from rlcomp.experiments.plans import CHAPTERS, chapter_sweep, default_store
+from rlcomp.experiments.plans import CHAPTERS, chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -42,11 +41,10 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-frames = {}
-for chapter in CHAPTERS:
-    sweep = chapter_sweep(chapter, profile, envs=envs, train_seeds=train_seeds,
-                          episodes=episodes, levels=levels)
-    frames[chapter], _ = run_and_load(sweep, store or default_store(profile), workers=workers)
+frames = {chapter: chapter_results(chapter, profile, envs=envs, train_seeds=train_seeds,
+                                   episodes=episodes, levels=levels, store=store,
+                                   workers=workers).frame
+          for chapter in CHAPTERS}
 results = all_claims(frames)
 
 # %% [markdown]

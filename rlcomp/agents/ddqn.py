@@ -187,6 +187,15 @@ def epsilon_at(step: int, config: DDQNConfig) -> float:
     return config.eps_start + frac * (config.eps_end - config.eps_start)
 
 
+def epsilon_greedy(q_net: nn.Module, obs: np.ndarray, epsilon: float,
+                   rng: np.random.Generator, n_actions: int) -> int:
+    """A random action with probability ``epsilon`` (drawn from ``rng``), else the greedy one."""
+    if rng.random() < epsilon:
+        return int(rng.integers(n_actions))
+    with torch.no_grad():
+        return int(q_net(as_tensor(obs[None]))[0].argmax())
+
+
 def greedy_policy(q_net: nn.Module) -> Policy:
     """The greedy policy of a Q-network."""
     return Policy(net=q_net, action="argmax")
@@ -217,11 +226,7 @@ def train_ddqn(config: DDQNConfig, progress: ProgressFn | None = None) -> TrainR
     obs, _ = env.reset(seed=config.seed)
     episode_return = 0.0
     for step in range(1, config.total_steps + 1):
-        if explore_rng.random() < epsilon_at(step, config):
-            action = int(explore_rng.integers(n_actions))
-        else:
-            with torch.no_grad():
-                action = int(q_net(as_tensor(obs[None]))[0].argmax())
+        action = epsilon_greedy(q_net, obs, epsilon_at(step, config), explore_rng, n_actions)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated)
         obs, episode_return = next_obs, episode_return + float(reward)

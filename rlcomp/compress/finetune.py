@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from rlcomp.agents.checkpoint import Checkpoint, build_net
-from rlcomp.agents.ddqn import DDQNConfig, ReplayBuffer, gradient_step
+from rlcomp.agents.ddqn import DDQNConfig, ReplayBuffer, epsilon_greedy, gradient_step
 from rlcomp.agents.pg import (
     GaussianPolicy,
     PGConfig,
@@ -54,7 +54,7 @@ from rlcomp.agents.pg import (
 from rlcomp.compress.lowrank import FactorizedLinear
 from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
 from rlcomp.envs import make_env, make_vec_env, set_seed
-from rlcomp.nets import ObsNormalizer, RunningMeanStd, as_tensor
+from rlcomp.nets import ObsNormalizer, RunningMeanStd
 
 FINETUNE_SEED_BASE = 2_000_000
 """Fine-tuning episodes are seeded from ``FINETUNE_SEED_BASE + seed`` on: apart from the final
@@ -349,11 +349,7 @@ def _finetune_ddqn(ckpt: Checkpoint, config: DDQNConfig, q_net: nn.Module, mask:
 
     obs, _ = env.reset(seed=FINETUNE_SEED_BASE + seed)
     for step in range(1, steps + 1):
-        if explore_rng.random() < epsilon:
-            action = int(explore_rng.integers(n_actions))
-        else:
-            with torch.no_grad():
-                action = int(q_net(as_tensor(obs[None]))[0].argmax())
+        action = epsilon_greedy(q_net, obs, epsilon, explore_rng, n_actions)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated)
         obs = next_obs

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from rlcomp.envs import STUDY_ENVS
+from rlcomp.experiments.driver import SweepSummary, run_and_load
 from rlcomp.experiments.store import DEFAULT_PATH
 from rlcomp.experiments.sweep import Sweep, sweep_from_mapping
 
@@ -115,6 +118,33 @@ def chapter_sweep(chapter: str, profile: str, **overrides) -> Sweep:
     plan = chapter_plan(chapter, profile, **overrides)
     plan["checkpoints"] = [str(ROOT / name) for name in plan["checkpoints"]]
     return sweep_from_mapping(plan, f"{chapter} ({profile})")
+
+
+@dataclass
+class ChapterResults:
+    """A chapter's sweep, its tidy results, what running it did, and the environments present."""
+
+    sweep: Sweep
+    frame: pd.DataFrame
+    run: SweepSummary
+    envs: list[str]
+
+
+def chapter_results(chapter: str, profile: str, *, store: str | None = None,
+                    workers: int | None = None, **overrides) -> ChapterResults:
+    """Run what the store lacks of a chapter's sweep and return its results.
+
+    Args:
+        chapter: one of :data:`CHAPTERS`.
+        profile: ``smoke`` or ``full``.
+        store: the results store (default :func:`default_store`).
+        workers: parallel jobs (default one per core).
+        **overrides: ``envs``, ``train_seeds``, ``episodes``, ``levels`` (None: the profile's).
+    """
+    sweep = chapter_sweep(chapter, profile, **overrides)
+    frame, run = run_and_load(sweep, store or default_store(profile), workers=workers)
+    envs = [env for env in STUDY_ENVS if env in set(frame["env"])]
+    return ChapterResults(sweep, frame, run, envs)
 
 
 def sweep_file_text(chapter: str, profile: str) -> str:
