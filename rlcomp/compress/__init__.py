@@ -1,7 +1,8 @@
 """Compressors: pure functions ``compress(model, spec) -> new model``.
 
-Implemented so far: pruning (unstructured global/per layer, structured), low rank and 8-bit
-quantization (PTQ, QAT). Compact storage and ONNX export are still to come (issue 3).
+Pruning (unstructured global/per layer, structured), low rank and 8-bit quantization (PTQ, QAT)
+are registered here; ``finetune`` continues training while a compression holds, ``storage``
+writes and reads the compact files, ``export`` builds ONNX graphs.
 """
 
 from rlcomp.compress import lowrank, prune, quant  # noqa: F401  (registers the compressors)

@@ -1,6 +1,8 @@
-"""Experiments: the SQLite results store (keys, idempotent writes, the tidy frame).
+"""Experiments: the results store, sweep files, jobs, executors (local pool, Ray), the driver.
 
-Sweeps (grid -> jobs) and executors (local pool, Ray) are still to come.
+``store`` (SQLite: keys, idempotent writes, the tidy frame), ``sweep`` (YAML grid -> jobs),
+``jobs`` (one job in a worker), ``executors``, ``driver`` (skip, run, store as results arrive),
+``plans`` (the book's sweeps per profile).
 """
 
 from rlcomp.experiments.store import (
