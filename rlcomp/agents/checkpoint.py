@@ -89,7 +89,7 @@ def save_checkpoint(stem: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     return st_path.with_suffix("")
 
 
-def _read_header(blob: bytes) -> dict:
+def read_safetensors_metadata(blob: bytes) -> dict:
     """The ``__metadata__`` of a safetensors blob, or raise if the header is not safetensors."""
     if len(blob) < 8:
         raise CheckpointError("too short to be a safetensors file")
@@ -124,7 +124,7 @@ def load_checkpoint(name: str | os.PathLike, env_id: str | None = None) -> Check
         raise CheckpointError(f"{json_path}: not an rlcomp checkpoint (format is not {FORMAT})")
     blob = st_path.read_bytes()
     try:
-        header = _read_header(blob)
+        header = read_safetensors_metadata(blob)
         tensors = load_safetensors_bytes(blob)
     except CheckpointError as exc:
         raise CheckpointError(f"{st_path}: {exc}") from exc

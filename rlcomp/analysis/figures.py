@@ -615,7 +615,7 @@ METHOD_ORDER = ("dense", "prune", "prune[layer]", "prune[structured]", "lowrank"
 """The order of methods in the tables of :func:`finetune_table` and :func:`finetune_cost_table`."""
 
 
-def _interval_cell(estimate: float, low: float, high: float, fmt: str) -> str:
+def interval_cell(estimate: float, low: float, high: float, fmt: str) -> str:
     """``fmt`` of the estimate, with the interval in brackets unless it is a point or missing."""
     if pd.isna(estimate):
         return ""
@@ -715,7 +715,7 @@ def spec_table(frame: pd.DataFrame, models: Mapping[str, str] = QUANT_MODELS,
             table = _aggregate(rows, ["spec"], metric, boot,
                                scale=scales.get(name, 1.0)).set_index("spec")
             columns[(env, name)] = {
-                model: _interval_cell(*table.loc[spec, ["estimate", "ci_low", "ci_high"]],
+                model: interval_cell(*table.loc[spec, ["estimate", "ci_low", "ci_high"]],
                                       formats.get(name, "{:.1f}"))
                 for model, spec in models.items() if spec in table.index}
     out = pd.DataFrame(columns)
@@ -756,7 +756,7 @@ def finetune_table(frame: pd.DataFrame, *, envs: Sequence[str] | None = None,
             table = _aggregate(rows[rows["finetuned"] == finetuned], ["spec"], None,
                                boot).set_index("spec")
             columns[(env, name)] = {
-                s: _interval_cell(*table.loc[s, ["estimate", "ci_low", "ci_high"]], fmt)
+                s: interval_cell(*table.loc[s, ["estimate", "ci_low", "ci_high"]], fmt)
                 for s in tuned_specs if s in table.index}
         columns[(env, "change")] = {}
         for spec in tuned_specs:
@@ -764,7 +764,7 @@ def finetune_table(frame: pd.DataFrame, *, envs: Sequence[str] | None = None,
             change = difference_ci(mine[mine["finetuned"]], mine[~mine["finetuned"]], None,
                                    statistic=boot.statistic, confidence=boot.confidence,
                                    reps=boot.reps, random_state=boot.random_state)
-            columns[(env, "change")][spec] = _interval_cell(
+            columns[(env, "change")][spec] = interval_cell(
                 change.estimate, change.ci_low, change.ci_high, fmt.replace("{:", "{:+", 1))
     out = pd.DataFrame(columns).reindex(order).fillna("")
     out.index.name = "spec"

@@ -62,43 +62,42 @@ def all_claims(frames: Mapping[str, pd.DataFrame]) -> list[Verdict]:
             for e in ENTRIES if e.chapter in frames]
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+HEADERS = ("Claim", "Study", "Ours", "Measured (95% CI)", "Rule", "Verdict")
+"""Columns of the verdict table."""
+
+
+def _cells(v: Verdict, digits: int) -> tuple[str, str, tuple[str, str], str, str, str]:
+    """One row's cells as plain text; "Ours" is (anchor text, link)."""
+    r = v.result
+    measured = describe(r.measured, r.unit, digits, r.confidence)
+    what = f"{r.what}: " if r.what else ""
+    return (r.claim.text, r.claim.figure, (v.link.split("#", 1)[1], v.link), what + measured,
+            rule_text(r.rule, r.threshold, r.unit, r.confidence), r.verdict)
 
 
 def claims_markdown(verdicts_: list[Verdict], deterministic_only: bool = False,
                     digits: int = 3) -> str:
     """A Markdown table: claim, the study's figure, ours (a link), measurement, rule, verdict."""
-    lines = ["| Claim | Study | Ours | Measured (95% CI) | Rule | Verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for v in verdicts_:
         if deterministic_only and not v.deterministic:
             continue
-        r = v.result
-        measured = describe(r.measured, r.unit, digits, r.confidence)
-        what = f"{r.what}: " if r.what else ""
-        anchor = v.link.split("#", 1)[1]
-        lines.append("| " + " | ".join(_cell(x) for x in (
-            r.claim.text, r.claim.figure, f"[{anchor}]({v.link})", what + measured,
-            rule_text(r.rule, r.threshold, r.unit, r.confidence), f"**{r.verdict}**")) + " |")
+        claim, figure, (anchor, link), measured, rule, verdict = _cells(v, digits)
+        row = (claim, figure, f"[{anchor}]({link})", measured, rule, f"**{verdict}**")
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
     return "\n".join(lines)
 
 
 def claims_html(verdicts_: list[Verdict], digits: int = 3) -> str:
     """The verdict table as HTML (what the book's introduction pastes from another page)."""
-    head = "".join(f"<th>{name}</th>" for name in
-                   ("Claim", "Study", "Ours", "Measured (95% CI)", "Rule", "Verdict"))
+    head = "".join(f"<th>{name}</th>" for name in HEADERS)
     rows = []
     for v in verdicts_:
-        r = v.result
-        measured = describe(r.measured, r.unit, digits, r.confidence)
-        what = f"{r.what}: " if r.what else ""
-        anchor = v.link.split("#", 1)[1]
-        cells = (html.escape(r.claim.text), html.escape(r.claim.figure),
-                 f'<a href="{html.escape(v.link)}">{html.escape(anchor)}</a>',
-                 html.escape(what + measured),
-                 html.escape(rule_text(r.rule, r.threshold, r.unit, r.confidence)),
-                 f"<strong>{html.escape(r.verdict)}</strong>")
+        claim, figure, (anchor, link), measured, rule, verdict = _cells(v, digits)
+        cells = (html.escape(claim), html.escape(figure),
+                 f'<a href="{html.escape(link)}">{html.escape(anchor)}</a>',
+                 html.escape(measured), html.escape(rule),
+                 f"<strong>{html.escape(verdict)}</strong>")
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (f'<table class="table"><thead><tr>{head}</tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from rlcomp.analysis.figures import interval_cell
 from rlcomp.experiments.driver import SweepSummary
 from rlcomp.experiments.sweep import Sweep
 
@@ -27,15 +28,6 @@ def sweep_note(sweep: Sweep, run: SweepSummary) -> str:
             f"({run.seconds:.0f} s, {run.workers} workers).")
 
 
-def interval_text(estimate: float, low: float, high: float, decimals: int = 1) -> str:
-    """``12.3 [10.1, 14.2]``; the brackets are left out when the interval is a point."""
-    if pd.isna(estimate):
-        return ""
-    if low == high == estimate or pd.isna(low):
-        return f"{estimate:.{decimals}f}"
-    return f"{estimate:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
-
-
 def wide_table(tables: Mapping[str, pd.DataFrame], level: str, column: str = "variant",
                decimals: int = 1) -> pd.DataFrame:
     """Figure tables side by side: one row per level (in %), one column per env and line.
@@ -52,7 +44,7 @@ def wide_table(tables: Mapping[str, pd.DataFrame], level: str, column: str = "va
         if table.empty:
             continue
         cells = table.assign(
-            text=[interval_text(e, lo, hi, decimals)
+            text=[interval_cell(e, lo, hi, f"{{:.{decimals}f}}")
                   for e, lo, hi in zip(table["estimate"], table["ci_low"], table["ci_high"],
                                        strict=True)],
             pct=(100 * table[level]).round(1))

@@ -20,6 +20,13 @@ class FactorizedLinear(nn.Module):
         self.first = nn.Linear(in_features, rank, bias=False)
         self.second = nn.Linear(rank, out_features)
 
+    @classmethod
+    def of(cls, first: nn.Module, second: nn.Module) -> FactorizedLinear:
+        """The layer ``second(first(x))`` made of two given layers (e.g. int8 ones)."""
+        layer = cls(first.in_features, first.out_features, second.out_features)
+        layer.first, layer.second = first, second
+        return layer
+
     @property
     def in_features(self) -> int:
         return self.first.in_features

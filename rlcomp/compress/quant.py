@@ -8,13 +8,11 @@ and per bias vector: the poster's "theoretical" 8-bit size, plus under 1% of sca
 
 This is a small implementation of our own, not torchao's: torchao's ``Int8WeightOnlyConfig``
 works on CPU but keeps biases in float (so its model is not one byte per parameter), and it is not
-clearly faster for these 256-wide MLPs at batch 1. Measured by
-``benchmarks/compressed_latency.py`` on this 2-core machine (median, one thread, LunarLander
-Q-network): dense 54 us, ours 145 us, torchao 113 us (another run: ours 153, torchao 144; the
-machine is noisy). Both int8 versions dequantize on every call in eager PyTorch, hence slower
-than dense; in ONNX Runtime the int8 weights are dequantized once when the session starts and a
-decision costs what dense costs (11-16 us). The int8 values and scales here are exactly what
-the compact file stores and what the ONNX export carries.
+clearly faster for these 256-wide MLPs at batch 1 (``benchmarks/compressed_latency.py`` measures
+both, with dense, in eager PyTorch and ONNX Runtime). Both int8 versions dequantize on every call
+in eager PyTorch, hence slower than dense there; in ONNX Runtime the int8 weights are dequantized
+once when the session starts and a decision costs what dense costs. The int8 values and scales
+here are exactly what the compact file stores and what the ONNX export carries.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
+from rlcomp.agents.checkpoint import CheckpointError, read_safetensors_metadata
 from rlcomp.agents.policy import Policy
 from rlcomp.compress.lowrank import FactorizedLinear
 from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
@@ -207,7 +208,8 @@ def _decode_layer(r: _Reader, desc: dict | str) -> nn.Module:
         return ACTIVATIONS[desc]()
     kind = desc.get("t")
     if kind == "factors":
-        return _factors(_decode_layer(r, desc["first"]), _decode_layer(r, desc["second"]))
+        first, second = _decode_layer(r, desc["first"]), _decode_layer(r, desc["second"])
+        return FactorizedLinear.of(first, second)
     has_bias = desc.get("bias", True)
     if kind == "f32":
         layer = nn.Linear(desc["in"], desc["out"], bias=has_bias)
@@ -224,12 +226,6 @@ def _decode_layer(r: _Reader, desc: dict | str) -> nn.Module:
         return QuantizedLinear(qweight, scale, qbias, bias_scale)
     raise StorageError(f"unknown layer kind {kind!r}")
 
-
-def _factors(first: nn.Module, second: nn.Module) -> FactorizedLinear:
-    layer = FactorizedLinear.__new__(FactorizedLinear)
-    nn.Module.__init__(layer)
-    layer.first, layer.second = first, second
-    return layer
 
 
 def decode_network(layers: list, blobs: dict[str, torch.Tensor]) -> nn.Sequential:
@@ -307,17 +303,11 @@ def save_compressed(path: str | os.PathLike, policy: Policy, meta: dict) -> int:
 
 
 def _header(blob: bytes, path: Path) -> dict:
-    if len(blob) < 8:
-        raise StorageError(f"{path}: not a compressed rlcomp file (too short)")
-    n = int.from_bytes(blob[:8], "little")
-    if n > len(blob) - 8:
-        raise StorageError(f"{path}: not a compressed rlcomp file (bad header length)")
     try:
-        header = json.loads(blob[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StorageError(f"{path}: not a compressed rlcomp file (header is not JSON)") from exc
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = read_safetensors_metadata(blob)
+    except CheckpointError as exc:
+        raise StorageError(f"{path}: not a compressed rlcomp file ({exc})") from None
+    if meta.get("format") != FORMAT:
         raise StorageError(f"{path}: not a compressed rlcomp file (format is not {FORMAT})")
     return meta
 
@@ -408,7 +398,7 @@ def load_policy(name: str | os.PathLike, env_id: str | None = None) -> LoadedPol
     Raises:
         CheckpointError | StorageError: (both ``ValueError``) with a one-line reason.
     """
-    from rlcomp.agents.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
+    from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
     from rlcomp.envs import resolve_env_id
 
     if is_compressed_file(name):

@@ -22,15 +22,13 @@ EXECUTORS = ("local", "ray")
 
 
 def _init_worker(counter) -> None:
-    from rlcomp.envs import configure_torch
-
+    """Pin this worker to its own core (``run_job`` sets torch's threads itself)."""
     with counter.get_lock():
         index = counter.value
         counter.value += 1
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if cores:
         os.sched_setaffinity(0, {cores[index % len(cores)]})
-    configure_torch()
 
 
 def _run(job: Job) -> dict:
@@ -78,7 +76,7 @@ def run_ray(jobs: Sequence[Job], workers: int, on_result: OnResult,
                                            "PYTHONHASHSEED": "0"}}, **kwargs)
         started = True
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_run_in_ray)
+        remote = ray.remote(num_cpus=1, max_retries=0)(_run)
         pending = {remote.remote(job): job for job in jobs}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -88,10 +86,3 @@ def run_ray(jobs: Sequence[Job], workers: int, on_result: OnResult,
     finally:
         if started:
             ray.shutdown()
-
-
-def _run_in_ray(job: Job) -> dict:
-    from rlcomp.envs import configure_torch
-
-    configure_torch()
-    return _run(job)

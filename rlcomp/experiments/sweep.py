@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import glob
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -80,23 +82,51 @@ class Sweep:
     finetune_steps: list[int]
     probes: dict
 
+    sources: dict[str, CheckpointInfo] = field(default_factory=dict, repr=False)
+    """What validation read of each checkpoint (so planning reads no file twice)."""
+    _jobs: list[Job] | None = field(default=None, repr=False, compare=False)
+
     def jobs(self) -> list[Job]:
-        """Every job of the grid, in a fixed order (checkpoint, spec, fine-tune, seed)."""
-        from rlcomp.agents.checkpoint import load_checkpoint
+        """Every job of the grid, in a fixed order (checkpoint, spec, fine-tune, seed).
+
+        Computed once per sweep; a job re-checks its checkpoint's digest when it runs.
+        """
+        if self._jobs is None:
+            self._jobs = list(self._plan())
+        return list(self._jobs)
+
+    def _plan(self) -> Iterator[Job]:
         from rlcomp.experiments.store import job_key
 
-        out = []
         probe = {"episodes": self.episodes, **self.probes}
         for name in self.checkpoints:
-            ckpt = load_checkpoint(name)
-            seed = int(ckpt.meta.get("seed", -1))
+            info = self.sources.get(name) or CheckpointInfo.read(name)
             for spec, steps, eval_seed in itertools.product(self.specs, self.finetune_steps,
                                                             self.eval_seeds):
                 finetune = {"steps": steps} if steps else None
-                key = job_key(ckpt.digest, spec, finetune, eval_seed, probe)
-                out.append(Job(str(ckpt.path.resolve()), ckpt.digest, ckpt.env_id, ckpt.algo,
-                               seed, spec, finetune, eval_seed, dict(probe), key))
-        return out
+                key = job_key(info.digest, spec, finetune, eval_seed, probe)
+                yield Job(info.path, info.digest, info.env_id, info.algo, info.seed, spec,
+                          finetune, eval_seed, dict(probe), key)
+
+
+class CheckpointInfo(NamedTuple):
+    """What a job needs to know of its checkpoint."""
+
+    path: str
+    """Absolute path without extension."""
+    digest: str
+    env_id: str
+    algo: str
+    seed: int
+
+    @classmethod
+    def read(cls, name: str) -> CheckpointInfo:
+        """Load and validate the checkpoint ``name`` (raises ``CheckpointError``)."""
+        from rlcomp.agents.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(name)
+        return cls(str(ckpt.path.resolve()), ckpt.digest, ckpt.env_id, ckpt.algo,
+                   int(ckpt.meta.get("seed", -1)))
 
 
 def _lines(node: yaml.Node) -> dict:
@@ -163,10 +193,11 @@ def _level_name(spec) -> str:
     return fields(spec)[0].name
 
 
-def _expand_checkpoints(entries: list, where, problems: list[str]) -> list[str]:
-    from rlcomp.agents.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
+def _expand_checkpoints(entries: list, where,
+                        problems: list[str]) -> dict[str, CheckpointInfo]:
+    from rlcomp.agents.checkpoint import CheckpointError, checkpoint_paths
 
-    names: list[str] = []
+    found: dict[str, CheckpointInfo] = {}
     lines = where(("checkpoints", "items"))
     for i, entry in enumerate(entries):
         line = lines[i] if isinstance(lines, list) and i < len(lines) else where("checkpoints")
@@ -183,14 +214,13 @@ def _expand_checkpoints(entries: list, where, problems: list[str]) -> list[str]:
         else:
             matches = [str(checkpoint_paths(pattern)[0].with_suffix(""))]
         for name in matches:
+            if name in found:
+                continue
             try:
-                load_checkpoint(name)
+                found[name] = CheckpointInfo.read(name)
             except CheckpointError as exc:
                 problems.append(f"{line}: {exc}")
-                continue
-            if name not in names:
-                names.append(name)
-    return names
+    return found
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -245,13 +275,13 @@ def sweep_from_mapping(data: object, path: str | Path = "<sweep>",
         if key not in data:
             problems.append(f"{path}: missing key {key!r}")
 
-    checkpoints: list[str] = []
+    sources: dict[str, CheckpointInfo] = {}
     if "checkpoints" in data:
         entries = data["checkpoints"]
         if not isinstance(entries, list) or not entries:
             problems.append(f"{where('checkpoints')}: checkpoints must be a non-empty list")
         else:
-            checkpoints = _expand_checkpoints(entries, where, problems)
+            sources = _expand_checkpoints(entries, where, problems)
 
     specs: list[str] = []
     raw_specs = data.get("specs")
@@ -315,5 +345,5 @@ def sweep_from_mapping(data: object, path: str | Path = "<sweep>",
     if problems:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
         raise SweepError(count + "; ".join(problems))
-    return Sweep(path=path, checkpoints=checkpoints, specs=specs, episodes=int(episodes),
-                 eval_seeds=list(seeds), finetune_steps=steps, probes=probes)
+    return Sweep(path=path, checkpoints=list(sources), specs=specs, episodes=int(episodes),
+                 eval_seeds=list(seeds), finetune_steps=steps, probes=probes, sources=sources)
