@@ -1,10 +1,13 @@
-"""Writing files so that a failure never leaves a half-written one behind."""
+"""Files: written so that a failure never leaves a half-written one, and byte-reproducible."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+
+import torch
 
 
 def _umask() -> int:
@@ -32,3 +35,42 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_SAFETENSORS_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+    torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """A safetensors file whose bytes depend only on the tensors and the metadata.
+
+    The library's own writer orders the metadata keys differently from one process to the next,
+    so the same model gave files with different digests. Here the header is JSON with sorted keys
+    and no spaces, tensors are laid out by decreasing element size then name (every tensor stays
+    aligned to its element size), and the header is padded with spaces to a multiple of 8 bytes,
+    as the format allows.
+
+    Raises:
+        TypeError: for a tensor dtype safetensors cannot hold, or metadata that is not text.
+    """
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise TypeError("safetensors metadata must map text to text")
+    order = sorted(tensors, key=lambda name: (-tensors[name].element_size(), name))
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    payload: list[bytes] = []
+    offset = 0
+    for name in order:
+        tensor = tensors[name].detach().cpu().contiguous()
+        if tensor.dtype not in _SAFETENSORS_DTYPES:
+            raise TypeError(f"cannot store a {tensor.dtype} tensor in safetensors ({name!r})")
+        data = tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        payload.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(payload)

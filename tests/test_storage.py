@@ -197,3 +197,54 @@ def test_is_compressed_file(tmp_path):
     assert not is_compressed_file(tmp_path / "nothing")
     (tmp_path / "t.json").write_text("{}")
     assert not is_compressed_file(tmp_path / "t.json")
+
+
+# --- one build path, byte-reproducible files -----------------------------------------------------
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("make", [qpolicy, gaussian_policy])
+def test_compressed_tensors_are_contiguous_like_loaded_ones(tmp_path, spec, make):
+    """The in-memory model and the loaded one share memory layouts, hence GEMM code paths."""
+    compressed, path, _ = save(tmp_path, make(), spec)
+    loaded = load_compressed(path).policy.net
+    stored = dict(compressed.net.state_dict())
+    for name, tensor in loaded.state_dict().items():
+        assert tensor.is_contiguous(), name
+        if name in stored:
+            assert stored[name].stride() == tensor.stride(), name
+
+
+SCRIPT = """
+import hashlib, sys, torch
+from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint, save_checkpoint
+from rlcomp.compress import compress
+from rlcomp.compress.storage import compressed_file_bytes
+import dataclasses
+ckpt = load_checkpoint("checkpoints/LunarLander-v3__ddqn__0")
+policy = policy_from_checkpoint(ckpt)
+small = dataclasses.replace(policy, net=compress(policy.net, "lowrank=0.5+prune=0.5+quant=8"))
+data = compressed_file_bytes(small, {"env_id": ckpt.env_id, "algo": ckpt.algo,
+                                     "spec": "lowrank=0.5+prune=0.5+quant=8", "source": ckpt.name,
+                                     "source_digest": ckpt.digest})
+meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "digest")}
+stem = save_checkpoint(sys.argv[1] + "/ckpt", ckpt.tensors, meta)
+blob = open(str(stem) + ".safetensors", "rb").read()
+print(hashlib.sha256(data).hexdigest(), hashlib.sha256(blob).hexdigest())
+"""
+
+
+def test_files_are_byte_reproducible_across_processes(tmp_path):
+    """The safetensors metadata is written in sorted order: the same model, the same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    from rlcomp.chapters import ROOT
+
+    digests = set()
+    for hash_seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, check=True).stdout.split()
+        digests.add(tuple(out))
+    assert len(digests) == 1

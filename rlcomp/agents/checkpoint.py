@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
 
 from rlcomp.agents.policy import Policy
 from rlcomp.envs import resolve_env_id
-from rlcomp.files import atomic_write
+from rlcomp.files import atomic_write, safetensors_bytes
 from rlcomp.nets import ObsNormalizer, mlp
 
 FORMAT = "rlcomp-checkpoint/1"
@@ -81,7 +80,7 @@ def save_checkpoint(stem: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     st_path, json_path = checkpoint_paths(stem)
     header = {"format": FORMAT, "env_id": meta["env_id"], "algo": meta["algo"],
               "architecture": json.dumps(meta["architecture"])}
-    blob = save_safetensors_bytes({k: v.contiguous() for k, v in tensors.items()}, metadata=header)
+    blob = safetensors_bytes(tensors, header)
     full_meta = {"format": FORMAT, **meta, "digest": hashlib.sha256(blob).hexdigest()}
     text = json.dumps(full_meta, indent=1, sort_keys=False, allow_nan=False) + "\n"
     atomic_write(st_path, blob)

@@ -169,12 +169,7 @@ def _reduced_rank(weight: torch.Tensor) -> int | None:
 def _factors_of(layer: nn.Linear, rank: int) -> FactorizedLinear:
     """``layer`` (of rank ``rank``) as two exact factors (SVD), the bias on the second."""
     u, s, vh = torch.linalg.svd(layer.weight.detach().to(torch.float64), full_matrices=False)
-    out = FactorizedLinear(layer.in_features, rank, layer.out_features)
-    with torch.no_grad():
-        out.first.weight.copy_(s[:rank, None] * vh[:rank])
-        out.second.weight.copy_(u[:, :rank])
-        out.second.bias.copy_(layer.bias.detach())
-    return out
+    return FactorizedLinear.from_tensors(s[:rank, None] * vh[:rank], u[:, :rank], layer.bias)
 
 
 def _fake_quant_of(layer: QuantizedLinear) -> FakeQuantLinear:

@@ -7,36 +7,10 @@ import math
 import torch
 from torch import nn
 
+from rlcomp.compress.layers import FactorizedLinear, linear_from_tensors
 from rlcomp.compress.quant import is_quantized
 from rlcomp.compress.registry import register
 from rlcomp.compress.specs import LowRankSpec
-
-
-class FactorizedLinear(nn.Module):
-    """``y = second(first(x))``: a rank-``k`` layer run as two thin factors (``first``: no bias)."""
-
-    def __init__(self, in_features: int, rank: int, out_features: int) -> None:
-        super().__init__()
-        self.first = nn.Linear(in_features, rank, bias=False)
-        self.second = nn.Linear(rank, out_features)
-
-    @classmethod
-    def of(cls, first: nn.Module, second: nn.Module) -> FactorizedLinear:
-        """The layer ``second(first(x))`` made of two given layers (e.g. int8 ones)."""
-        layer = cls(first.in_features, first.out_features, second.out_features)
-        layer.first, layer.second = first, second
-        return layer
-
-    @property
-    def in_features(self) -> int:
-        return self.first.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.second.out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.second(self.first(x))
 
 
 def kept_rank(full_rank: int, reduction: float) -> int:
@@ -45,7 +19,10 @@ def kept_rank(full_rank: int, reduction: float) -> int:
 
 
 def low_rank_layer(layer: nn.Linear, reduction: float) -> nn.Module:
-    """The best rank-``k`` approximation of ``layer`` (Eckart-Young): two factors when smaller."""
+    """The best rank-``k`` approximation of ``layer`` (Eckart-Young): two factors when smaller.
+
+    The SVD runs in float64; the factors are rounded to float32 once, when the layer is built.
+    """
     weight = layer.weight.detach().to(torch.float64)
     k = kept_rank(min(weight.shape), reduction)
     if k == min(weight.shape):
@@ -53,15 +30,8 @@ def low_rank_layer(layer: nn.Linear, reduction: float) -> nn.Module:
     u, s, vh = torch.linalg.svd(weight, full_matrices=False)
     out_f, in_f = weight.shape
     if k * (in_f + out_f) < in_f * out_f:
-        new = FactorizedLinear(in_f, k, out_f)
-        new.first.weight.data = (s[:k, None] * vh[:k]).to(layer.weight.dtype)
-        new.second.weight.data = u[:, :k].contiguous().to(layer.weight.dtype)
-        new.second.bias.data = layer.bias.detach().clone()
-        return new
-    dense = nn.Linear(in_f, out_f)
-    dense.weight.data = ((u[:, :k] * s[:k]) @ vh[:k]).to(layer.weight.dtype)
-    dense.bias.data = layer.bias.detach().clone()
-    return dense
+        return FactorizedLinear.from_tensors(s[:k, None] * vh[:k], u[:, :k], layer.bias)
+    return linear_from_tensors((u[:, :k] * s[:k]) @ vh[:k], layer.bias)
 
 
 @register(LowRankSpec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rlcomp.compress.layers import linear_from_tensors
 from rlcomp.compress.quant import QuantizedLinear
 from rlcomp.compress.registry import register
 from rlcomp.compress.specs import PruneSpec
@@ -60,13 +61,8 @@ def _structured(model: nn.Module, spec: PruneSpec) -> nn.Module:
             continue
         scores = layer.weight.detach().norm(dim=1)
         keep = torch.sort(torch.argsort(scores, stable=True)[drop:]).values
-        narrower = nn.Linear(layer.in_features, keep.numel())
-        narrower.weight.data = layer.weight.detach()[keep].clone()
-        narrower.bias.data = layer.bias.detach()[keep].clone()
-        next_layer = nn.Linear(keep.numel(), following.out_features)
-        next_layer.weight.data = following.weight.detach()[:, keep].clone()
-        next_layer.bias.data = following.bias.detach().clone()
-        model[a], model[b] = narrower, next_layer
+        model[a] = linear_from_tensors(layer.weight[keep], layer.bias[keep])
+        model[b] = linear_from_tensors(following.weight[:, keep], following.bias)
     return model
 
 

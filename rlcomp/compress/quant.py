@@ -53,11 +53,12 @@ class QuantizedLinear(nn.Module):
         super().__init__()
         if (qbias is None) != (bias_scale is None):
             raise ValueError("qbias and bias_scale go together")
-        self.register_buffer("qweight", qweight.to(torch.int8))
-        self.register_buffer("scale", scale.to(torch.float32))
-        self.register_buffer("qbias", None if qbias is None else qbias.to(torch.int8))
+        self.register_buffer("qweight", qweight.detach().to(torch.int8).contiguous())
+        self.register_buffer("scale", scale.detach().to(torch.float32).contiguous())
+        self.register_buffer("qbias", None if qbias is None
+                             else qbias.detach().to(torch.int8).contiguous())
         if bias_scale is not None:
-            bias_scale = bias_scale.to(torch.float32).reshape(())
+            bias_scale = bias_scale.detach().to(torch.float32).reshape(())
         self.register_buffer("bias_scale", bias_scale)
 
     @classmethod

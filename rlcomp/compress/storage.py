@@ -33,14 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from rlcomp.agents.checkpoint import CheckpointError, read_safetensors_metadata
 from rlcomp.agents.policy import Policy
-from rlcomp.compress.lowrank import FactorizedLinear
+from rlcomp.compress.layers import FactorizedLinear, linear_from_tensors
 from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
-from rlcomp.files import atomic_write
+from rlcomp.files import atomic_write, safetensors_bytes
 from rlcomp.nets import ObsNormalizer
 
 FORMAT = "rlcomp-compressed/1"
@@ -212,11 +211,8 @@ def _decode_layer(r: _Reader, desc: dict | str) -> nn.Module:
         return FactorizedLinear.of(first, second)
     has_bias = desc.get("bias", True)
     if kind == "f32":
-        layer = nn.Linear(desc["in"], desc["out"], bias=has_bias)
-        layer.weight.data = _take_matrix(r, desc, "float32")
-        if has_bias:
-            layer.bias.data = r.take("float32", desc["out"])
-        return layer
+        weight = _take_matrix(r, desc, "float32")
+        return linear_from_tensors(weight, r.take("float32", desc["out"]) if has_bias else None)
     if kind == "i8":
         qweight = _take_matrix(r, desc, "int8")
         scale = r.take("float32", desc["out"])
@@ -292,7 +288,7 @@ def compressed_file_bytes(policy: Policy, meta: dict) -> bytes:
     model = {"policy": policy_desc, "layers": layers}
     header = {"format": FORMAT, **{k: str(v) for k, v in meta.items()},
               "model": json.dumps(model, separators=(",", ":"))}
-    return save_safetensors_bytes(w.tensors(), metadata=header)
+    return safetensors_bytes(w.tensors(), header)
 
 
 def save_compressed(path: str | os.PathLike, policy: Policy, meta: dict) -> int:
