@@ -288,6 +288,10 @@ def test_trained_checkpoint_json_fields(trained):
     assert meta["rlcomp_version"] == rlcomp.__version__
     assert meta["git_commit"] is None or isinstance(meta["git_commit"], str)
     assert isinstance(meta["command"], list)
+    machine = meta["machine"]
+    assert machine["cpu_model"] and machine["cores"] >= 1
+    assert isinstance(machine["vector_extensions"], list)
+    assert {"torch", "numpy", "gymnasium", "mujoco", "box2d"} <= set(machine["libraries"])
     curve = meta["training_curve"]
     assert curve["eval_step"] == [300, 600]
     assert len(curve["eval_mean_return"]) == 2

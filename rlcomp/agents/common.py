@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import platform
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-import rlcomp
+from rlcomp.provenance import git_commit, provenance
+
+__all__ = ["git_commit", "provenance"]  # provenance lives in the core; re-exported here
 
 SELECTION_SEED_BASE = 1_000_000
 """Episodes that pick the best snapshot during training use seeds from here on.
@@ -56,38 +53,3 @@ class TrainResult:
     wall_seconds: float
     cpu_seconds: float
     extra: dict = field(default_factory=dict)
-
-
-def git_commit(cwd: Path | None = None) -> str | None:
-    """The current git commit of the working tree around ``cwd`` (with ``-dirty`` if modified)."""
-    try:
-        cwd = cwd or Path(__file__).resolve().parent
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def provenance(command: list[str] | None = None) -> dict:
-    """Package version, git commit, command, date and machine of this run."""
-    return {
-        "rlcomp_version": rlcomp.__version__,
-        "git_commit": git_commit(),
-        "command": command if command is not None else list(sys.argv),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
-    }
