@@ -103,7 +103,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> dict[str, set[str]]:
 def _train(args: argparse.Namespace, owners: dict[str, set[str]], argv: list[str]) -> int:
     from tqdm import tqdm
 
-    from rlcomp.agents.train import make_config, train_and_save
+    from rlcomp.agents.common import run_name
+    from rlcomp.agents.train import check_output_dir, make_config, train_and_save
 
     overrides = {name: getattr(args, name) for name in owners if hasattr(args, name)}
     for name in overrides:
@@ -118,6 +119,10 @@ def _train(args: argparse.Namespace, owners: dict[str, set[str]], argv: list[str
         config = make_config(args.algo, **overrides)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"rlcomp train: {exc}") from exc
+    try:
+        check_output_dir(args.out, run_name(config.env_id, args.algo, config.seed))
+    except ValueError as exc:
+        raise UsageError(f"rlcomp train: --out: {exc}") from exc
     bar = tqdm(total=config.total_steps, unit="step", dynamic_ncols=True, disable=args.quiet,
                desc=f"{config.env_id} {args.algo} seed {config.seed}")
 
@@ -182,26 +187,58 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, outputs that would overwrite the input or cannot be written."""
+    from pathlib import Path
+
+    from rlcomp.agents.checkpoint import checkpoint_paths
+    from rlcomp.agents.train import check_writable
+
+    inputs = [p for p in checkpoint_paths(args.checkpoint) if p.exists()]
+    if Path(args.checkpoint).is_file():
+        inputs.append(Path(args.checkpoint))
+    for option, target in (("--out", args.out), ("--onnx", args.onnx)):
+        if target is None:
+            continue
+        path = Path(target)
+        if any(path.resolve() == p.resolve() or (path.exists() and path.samefile(p))
+               for p in inputs):
+            raise UsageError(f"rlcomp compress: {option} {target} is the input checkpoint; "
+                             "refusing to overwrite it")
+        try:
+            check_writable(path)
+        except ValueError as exc:
+            raise UsageError(f"rlcomp compress: {option}: {exc}") from exc
+    if args.onnx is not None and Path(args.onnx).resolve() == Path(args.out).resolve():
+        raise UsageError("rlcomp compress: --onnx and --out name the same file")
+
+
+def _write_outputs(outputs: list[tuple[str, bytes]]) -> None:
+    """Write each ``(path, data)``; an operating-system failure is a one-line usage error."""
+    from rlcomp.files import atomic_write
+
+    for path, data in outputs:
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise UsageError(f"rlcomp compress: cannot write {path} "
+                             f"({exc.strerror or type(exc).__name__})") from exc
+
+
 def _compress(args: argparse.Namespace) -> int:
     import dataclasses
-    from pathlib import Path
 
     from rlcomp.agents.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
     from rlcomp.compress import compress, format_spec, parse_spec
     from rlcomp.compress.export import policy_to_onnx
     from rlcomp.compress.storage import compressed_file_bytes, theoretical_bytes
-    from rlcomp.files import atomic_write
     from rlcomp.probes.size import model_size
 
     try:
         specs = parse_spec(args.spec)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"rlcomp compress: bad --spec: {exc}") from exc
-    for option, target in (("--out", args.out), ("--onnx", args.onnx)):
-        if target is not None and Path(target).is_dir():
-            raise UsageError(f"rlcomp compress: {option} {target} is a directory, not a file")
-    if args.onnx is not None and Path(args.onnx).resolve() == Path(args.out).resolve():
-        raise UsageError("rlcomp compress: --onnx and --out name the same file")
+    _check_outputs(args)
     try:
         ckpt = load_checkpoint(args.checkpoint)
     except CheckpointError as exc:
@@ -216,9 +253,7 @@ def _compress(args: argparse.Namespace) -> int:
         "env_id": ckpt.env_id, "algo": ckpt.algo, "spec": spec, "source": ckpt.name,
         "source_digest": ckpt.digest})
     onnx_data = None if args.onnx is None else policy_to_onnx(compressed).SerializeToString()
-    atomic_write(args.out, data)
-    if onnx_data is not None:
-        atomic_write(args.onnx, onnx_data)
+    _write_outputs([(args.out, data)] + ([] if onnx_data is None else [(args.onnx, onnx_data)]))
     size = model_size(compressed.net)
     summary = {"checkpoint": str(ckpt.path), "env_id": ckpt.env_id, "algo": ckpt.algo,
                "spec": spec, "out": str(args.out), "onnx": args.onnx,
@@ -239,7 +274,10 @@ def _compress(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from rlcomp.experiments.driver import run_sweep
+    from rlcomp.experiments.jobs import JobError
     from rlcomp.experiments.store import ResultStore, StoreError
     from rlcomp.experiments.sweep import SweepError, load_sweep
 
@@ -275,14 +313,19 @@ def _sweep(args: argparse.Namespace) -> int:
         try:
             summary = run_sweep(sweep, store, executor=args.executor, workers=args.workers,
                                 address=args.address, progress=progress)
+        except (ValueError, JobError, sqlite3.Error) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"rlcomp sweep: {first}") from exc
         finally:
             if bar is not None:
                 bar.close()
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:
+        elsewhere = (f", {summary.jobs_run_elsewhere} run by another sweep"
+                     if summary.jobs_run_elsewhere else "")
         print(f"{args.file}: {summary.jobs_total} jobs, {summary.jobs_skipped} already stored, "
-              f"{summary.jobs_run} run in {summary.seconds:.1f} s -> {summary.store}")
+              f"{summary.jobs_run} run in {summary.seconds:.1f} s{elsewhere} -> {summary.store}")
     return 0
 
 

@@ -22,18 +22,18 @@ from rlcomp.agents.checkpoint import (
 from rlcomp.agents.train import make_config, train_and_save
 from rlcomp.probes.rollout import evaluate_policy
 
-ARCH = {"net": [3, 5, 2]}
+ARCH = {"net": [8, 5, 4]}  # fits LunarLander-v3: 8 observations, 4 actions
 
 
 def tiny_tensors(seed=0):
     g = torch.Generator().manual_seed(seed)
     return {
-        "net.0.weight": torch.randn(5, 3, generator=g),
+        "net.0.weight": torch.randn(5, 8, generator=g),
         "net.0.bias": torch.randn(5, generator=g),
-        "net.2.weight": torch.randn(2, 5, generator=g),
-        "net.2.bias": torch.randn(2, generator=g),
-        "log_std": torch.full((2,), -0.5),
-        "obs_norm.var": torch.rand(3, generator=g, dtype=torch.float64),
+        "net.2.weight": torch.randn(4, 5, generator=g),
+        "net.2.bias": torch.randn(4, generator=g),
+        "log_std": torch.full((4,), -0.5),
+        "obs_norm.var": torch.rand(8, generator=g, dtype=torch.float64),
     }
 
 
@@ -97,7 +97,7 @@ def test_round_trip(tmp_path):
 
 def test_round_trip_non_contiguous_tensor(tmp_path):
     tensors = tiny_tensors()
-    tensors["net.0.weight"] = torch.randn(3, 5).t()  # a transposed view
+    tensors["net.0.weight"] = torch.randn(8, 5).t()  # a transposed view
     save_checkpoint(tmp_path / "t", tensors, tiny_meta())
     assert torch.equal(load_checkpoint(tmp_path / "t").tensors["net.0.weight"],
                        tensors["net.0.weight"])
@@ -107,7 +107,7 @@ def test_build_net_uses_stored_weights(tmp_path):
     tensors = tiny_tensors()
     save_checkpoint(tmp_path / "n", tensors, tiny_meta())
     net = build_net(load_checkpoint(tmp_path / "n"))
-    x = torch.randn(4, 3)
+    x = torch.randn(4, 8)
     expected = torch.relu(x @ tensors["net.0.weight"].T + tensors["net.0.bias"])
     expected = expected @ tensors["net.2.weight"].T + tensors["net.2.bias"]
     assert torch.allclose(net(x), expected)
@@ -259,7 +259,7 @@ def test_edited_json_env_disagrees_with_tensor_header(tmp_path):
 
 
 def test_tensors_not_matching_architecture_are_refused(tmp_path):
-    meta = {**tiny_meta(), "architecture": {"net": [3, 7, 2]}}
+    meta = {**tiny_meta(), "architecture": {"net": [8, 7, 4]}}
     save_checkpoint(tmp_path / "s", tiny_tensors(), meta)
     with pytest.raises(CheckpointError, match="architecture") as exc_info:
         load_checkpoint(tmp_path / "s")

@@ -7,6 +7,7 @@ each); the recovery test trains a small CartPole agent and is marked slow.
 import copy
 import dataclasses
 import functools
+import statistics
 
 import pytest
 import torch
@@ -293,25 +294,78 @@ CARTPOLE = dict(
 )
 
 
-@pytest.mark.slow
-def test_finetuning_recovers_the_return_heavy_pruning_destroyed(tmp_path):
-    # Pruning 80% of the weights already drops the return from 500 to about 15 (90% leaves too
-    # little to relearn in a few thousand steps). 2,000 steps of fine-tuning bring it back to about
-    # 400: 395, 500 and 398 for fine-tuning seeds 0, 1 and 2.
-    path, trained = train_and_save("ddqn", make_config("ddqn", seed=0, **CARTPOLE), tmp_path)
-    assert trained.final_eval["mean_return"] >= 450
+# A DQN relearning CartPole is noisy: one fine-tuning run can end anywhere between 90 and 500, and
+# which value it ends at changes with the last bits of the matrix products, i.e. with the CPU. So
+# recovery is judged on the median over FINETUNE_SEEDS fine-tuning runs. Measured (prune=0.8, 6,000
+# steps, lr 1e-3, 20 evaluation episodes): naive 14-20 in every case; the median of seeds 0-4 was
+# 290.6 (AMD EPYC, default GEMM path), 433.7 and 234.6 (the same machine with MKL_CBWR=COMPATIBLE,
+# which runs other matrix-product kernels, for training seeds 0 and 1); single runs ranged 114-500.
+# With the default learning rate of 2.3e-3 and 2,000 steps, one run reached 395 on an Intel machine
+# and 154 on an AMD one. The thresholds below sit well under every measured median and far above
+# what no learning (lr 0) or unheld masks give.
+FINETUNE_SEEDS = range(5)
+FINETUNE = dict(steps=6_000, lr=1e-3)
+RECOVERED_MEDIAN = 150.0
+RECOVERED_GAIN = 120.0
+
+
+@functools.cache
+def cartpole_agent(tmp_root: str):
+    path, trained = train_and_save("ddqn", make_config("ddqn", seed=0, **CARTPOLE), tmp_root)
     ckpt = load_checkpoint(path)
-    policy = policy_from_checkpoint(ckpt)
+    return trained, ckpt, policy_from_checkpoint(ckpt)
+
+
+@pytest.fixture(scope="module")
+def cartpole(tmp_path_factory):
+    return cartpole_agent(str(tmp_path_factory.mktemp("cartpole")))
+
+
+def cartpole_return(policy, env_id, net) -> float:
+    result = evaluate_policy(dataclasses.replace(policy, net=net), env_id, 20, seed=0)
+    return sum(result.returns) / len(result.returns)
+
+
+def recovers(naive: float, returns: list[float]) -> bool:
+    """The recovery criterion: the median run relearns most of what pruning destroyed."""
+    middle = statistics.median(returns)
+    return middle >= RECOVERED_MEDIAN and middle - naive >= RECOVERED_GAIN
+
+
+def finetuned_runs(cartpole, seeds=FINETUNE_SEEDS, **settings):
+    _, ckpt, policy = cartpole
     pruned = compress(policy.net, "prune=0.8")
+    options = {"lr": FINETUNE["lr"], **settings}
+    nets = [finetune(ckpt, pruned, FINETUNE["steps"], seed, **options).net for seed in seeds]
+    returns = [cartpole_return(policy, ckpt.env_id, net) for net in nets]
+    return pruned, cartpole_return(policy, ckpt.env_id, pruned), nets, returns
 
-    def mean_return(net):
-        result = evaluate_policy(dataclasses.replace(policy, net=net), ckpt.env_id, 20, seed=0)
-        return sum(result.returns) / len(result.returns)
 
-    naive = mean_return(pruned)
-    result = finetune(ckpt, pruned, 2_000, 0)
-    recovered = mean_return(result.net)
+@pytest.mark.slow
+def test_finetuning_recovers_the_return_heavy_pruning_destroyed(cartpole):
+    trained = cartpole[0]
+    assert trained.final_eval["mean_return"] >= 450
+    pruned, naive, nets, returns = finetuned_runs(cartpole)
     assert naive < 50
-    assert recovered >= 250 and recovered - naive >= 200
-    for w_in, w_out in zip(weights(pruned), weights(result.net), strict=True):
-        assert torch.equal(w_in == 0, w_out == 0)
+    assert recovers(naive, returns), (naive, returns)
+    for net in nets:
+        for w_in, w_out in zip(weights(pruned), weights(net), strict=True):
+            assert torch.equal(w_in == 0, w_out == 0)
+
+
+@pytest.mark.slow
+def test_the_recovery_check_fails_when_nothing_is_learned(cartpole):
+    """With a vanishing learning rate (0 is refused) nothing is relearned: the criterion says so."""
+    _, naive, _, returns = finetuned_runs(cartpole, seeds=range(3), lr=1e-12)
+    assert not recovers(naive, returns), (naive, returns)
+
+
+@pytest.mark.slow
+def test_the_mask_check_fails_when_masks_are_not_held(cartpole, monkeypatch):
+    """Without the mask hooks, pruned weights regrow: the zero-pattern comparison catches it."""
+    monkeypatch.setattr(PruningMask, "attach", lambda self, optimizer: None)
+    monkeypatch.setattr(PruningMask, "apply", lambda self: None)
+    pruned, _, nets, _ = finetuned_runs(cartpole, seeds=range(1))
+    regrown = sum(int(((w_in == 0) & (w_out != 0)).sum())
+                  for w_in, w_out in zip(weights(pruned), weights(nets[0]), strict=True))
+    assert regrown > 0

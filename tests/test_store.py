@@ -134,6 +134,27 @@ def test_unknown_schema_version_is_refused(tmp_path):
     assert_one_line(exc_info, path, f"reads version {SCHEMA_VERSION}", "newer")
 
 
+def test_version_1_store_is_read_as_it_is_and_upgraded_for_writing(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    with ResultStore(path) as store:
+        put(store)
+    with sqlite3.connect(path) as conn:  # what rlcomp with schema version 1 wrote
+        conn.execute("DROP TABLE claims")
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+    with ResultStore(path, readonly=True) as store:
+        assert len(store) == 1 and store.claimed() == set()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    conn.close()
+    with ResultStore(path) as store:
+        assert len(store) == 1 and store.claim("next")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
+    assert integrity(path) == [("ok",)]
+
+
 def test_non_sqlite_file_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "notes.sqlite"
     path.write_bytes(b"these are my notes, not a database\n" * 50)

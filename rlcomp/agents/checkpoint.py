@@ -119,8 +119,7 @@ def load_checkpoint(name: str | os.PathLike, env_id: str | None = None) -> Check
         meta = json.loads(json_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{json_path}: not a checkpoint (not valid JSON)") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{json_path}: not an rlcomp checkpoint (format is not {FORMAT})")
+    _check_format(meta, json_path)
     blob = st_path.read_bytes()
     try:
         header = read_safetensors_metadata(blob)
@@ -137,8 +136,7 @@ def load_checkpoint(name: str | os.PathLike, env_id: str | None = None) -> Check
     for key in ("env_id", "algo"):
         if header.get(key) != meta.get(key):
             raise CheckpointError(f"{st_path}: {key} disagrees with {json_path.name}")
-    if meta["algo"] not in ALGOS:
-        raise CheckpointError(f"{json_path}: unknown algorithm {meta['algo']!r}")
+    _check_meta(meta, json_path)
     if env_id is not None:
         wanted = resolve_env_id(env_id, notify=False)
         if meta["env_id"] != wanted:
@@ -149,13 +147,101 @@ def load_checkpoint(name: str | os.PathLike, env_id: str | None = None) -> Check
     return ckpt
 
 
+def _check_format(meta: object, json_path: Path) -> None:
+    """Refuse JSON that is not an rlcomp checkpoint, or one of a format version we do not read."""
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt == FORMAT:
+        return
+    name, _, version = FORMAT.partition("/")
+    if isinstance(fmt, str) and fmt.startswith(name + "/"):
+        raise CheckpointError(f"{json_path}: checkpoint format {fmt!r} is not supported; this "
+                              f"rlcomp reads {FORMAT} (written by a newer rlcomp?)")
+    raise CheckpointError(f"{json_path}: not an rlcomp checkpoint (format is not {FORMAT})")
+
+
+def _sizes(value: object) -> bool:
+    """Whether ``value`` is a list of layer sizes: two or more positive integers."""
+    return isinstance(value, list) and len(value) >= 2 and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value)
+
+
+def _check_meta(meta: dict, json_path: Path) -> None:
+    """Refuse metadata with a missing or ill-typed field, or an unknown algorithm or environment."""
+    if meta.get("algo") not in ALGOS:
+        raise CheckpointError(f"{json_path}: unknown algorithm {meta.get('algo')!r} "
+                              f"(expected one of {', '.join(ALGOS)})")
+    env = meta.get("env_id")
+    if not isinstance(env, str):
+        raise CheckpointError(f"{json_path}: env_id must be an environment id, got {env!r}")
+    try:
+        known = resolve_env_id(env, notify=False)
+    except ValueError as exc:
+        raise CheckpointError(f"{json_path}: {exc}") from None
+    if known != env:
+        raise CheckpointError(f"{json_path}: env_id {env!r} is an old name; expected {known!r}")
+    architecture = meta.get("architecture")
+    if not isinstance(architecture, dict) or not _sizes(architecture.get("net")):
+        raise CheckpointError(f"{json_path}: architecture must be an object whose 'net' lists "
+                              f"two or more layer sizes, got {architecture!r}")
+    seed = meta.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise CheckpointError(f"{json_path}: seed must be an integer, got {seed!r}")
+
+
 def _check_shapes(ckpt: Checkpoint) -> None:
+    """Refuse tensors that do not match the architecture, or a network that does not fit its env."""
+    for prefix, sizes in ckpt.meta["architecture"].items():
+        if not _sizes(sizes):
+            raise CheckpointError(f"{ckpt.path}: architecture {prefix!r} must list layer sizes, "
+                                  f"got {sizes!r}")
+        expected = set()
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
+            for name, shape in ((f"{prefix}.{2 * i}.weight", (n_out, n_in)),
+                                (f"{prefix}.{2 * i}.bias", (n_out,))):
+                tensor = ckpt.tensors.get(name)
+                if tensor is None or tuple(tensor.shape) != shape:
+                    raise CheckpointError(f"{ckpt.path}: tensors do not match architecture "
+                                          f"{prefix} {sizes} ({name})")
+                expected.add(name)
+        extra = sorted(k for k in ckpt.tensors if k.startswith(prefix + ".") and k not in expected)
+        if extra:
+            raise CheckpointError(f"{ckpt.path}: tensor {extra[0]} is not in architecture "
+                                  f"{prefix} {sizes}")
+    _check_env_fit(ckpt)
+
+
+def _check_env_fit(ckpt: Checkpoint) -> None:
+    """Refuse a network whose input or output size does not fit its stored environment."""
+    from rlcomp.envs import env_io_sizes
+
+    try:
+        obs_size, act_size, discrete = env_io_sizes(ckpt.env_id)
+    except ValueError as exc:
+        raise CheckpointError(f"{ckpt.path}: {exc}") from None
     sizes = ckpt.meta["architecture"]["net"]
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        w = ckpt.tensors.get(f"net.{2 * i}.weight")
-        b = ckpt.tensors.get(f"net.{2 * i}.bias")
-        if w is None or b is None or tuple(w.shape) != (n_out, n_in) or tuple(b.shape) != (n_out,):
-            raise CheckpointError(f"{ckpt.path}: tensors do not match architecture {sizes}")
+    if discrete != (ckpt.algo == "ddqn"):
+        kind = "discrete" if discrete else "continuous"
+        raise CheckpointError(f"{ckpt.path}: {ckpt.env_id} has {kind} actions; a "
+                              f"{ckpt.algo} network {sizes} cannot act in it")
+    if (sizes[0], sizes[-1]) != (obs_size, act_size):
+        raise CheckpointError(f"{ckpt.path}: network {sizes} does not fit {ckpt.env_id} "
+                              f"({obs_size} observations, {act_size} actions)")
+    needs = {"obs_norm.mean": (obs_size,), "obs_norm.var": (obs_size,)}
+    if ckpt.algo == "pg":
+        needs["log_std"] = (act_size,)
+    for name, shape in needs.items():
+        tensor = ckpt.tensors.get(name)
+        if tensor is not None and tuple(tensor.shape) != shape:
+            raise CheckpointError(f"{ckpt.path}: {name} has shape {tuple(tensor.shape)}, "
+                                  f"not {shape} as {ckpt.env_id} needs")
+    bounds = ckpt.meta.get("action_bounds")
+    if bounds is not None and not (
+            isinstance(bounds, list) and len(bounds) == 2
+            and all(isinstance(b, list) and len(b) == act_size and all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in b)
+                for b in bounds)):
+        raise CheckpointError(f"{ckpt.path}: action_bounds must be two lists of {act_size} "
+                              "numbers")
 
 
 def build_net(ckpt: Checkpoint, prefix: str = "net") -> torch.nn.Sequential:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from rlcomp.agents.checkpoint import save_checkpoint
+from rlcomp.agents.checkpoint import checkpoint_paths, save_checkpoint
 from rlcomp.agents.common import ProgressFn, TrainResult, provenance, run_name
 from rlcomp.agents.ddqn import DDQNConfig, train_ddqn
 from rlcomp.agents.pg import PGConfig, train_pg
@@ -36,6 +37,59 @@ def make_config(algo: str, **overrides) -> DDQNConfig | PGConfig:
     return cls(**overrides)
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Refuse, before any work, a file path this process could not write; returns it resolved.
+
+    Creates the file's missing folders, then proves by creating and removing a temporary file
+    beside it that the folder takes new files, and that an existing file can be replaced. Deciding
+    by trying is the only test that holds for root, read-only mounts and immutable files alike.
+
+    Raises:
+        ValueError: naming the path, for a folder, a path under a regular file, or a place this
+            process cannot write.
+    """
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ValueError(f"{target} is a directory, not a file")
+    blocker = _file_above(target)
+    if blocker is not None:
+        raise ValueError(f"cannot write {target}: {blocker} is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe",
+                                     dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+        if target.exists():
+            with open(target, "r+b"):
+                pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(f"cannot write {target} ({reason})") from None
+    return target.resolve()
+
+
+def _file_above(path: Path) -> Path | None:
+    """The first existing ancestor of ``path`` if it is not a folder (a path under a file)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_output_dir(out_dir: str | os.PathLike, name: str) -> None:
+    """Refuse, before training, an output folder where checkpoint ``name`` could not be saved.
+
+    Raises:
+        ValueError: ``out_dir`` is a file, or is not writable, or a checkpoint file there is not.
+    """
+    folder = Path(out_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output directory {folder} is a file, not a directory")
+    for path in checkpoint_paths(folder / name):
+        check_writable(path)
+
+
 def train_and_save(
     algo: str,
     config: DDQNConfig | PGConfig,
@@ -43,10 +97,17 @@ def train_and_save(
     progress: ProgressFn | None = None,
     command: list[str] | None = None,
 ) -> tuple[Path, TrainResult]:
-    """Train ``algo`` with ``config`` and save ``out_dir/ENV__ALGO__SEED.{safetensors,json}``."""
+    """Train ``algo`` with ``config`` and save ``out_dir/ENV__ALGO__SEED.{safetensors,json}``.
+
+    Raises:
+        ValueError: before training starts, if the checkpoint could not be saved in ``out_dir``.
+    """
+    if algo not in TRAINERS:
+        raise ValueError(f"algo must be one of {sorted(TRAINERS)}, got {algo!r}")
+    name = run_name(config.env_id, algo, config.seed)
+    check_output_dir(out_dir, name)
     origin = provenance(command)
     result = TRAINERS[algo](config, progress)
-    name = run_name(config.env_id, algo, config.seed)
     meta = {
         "name": name,
         "env_id": config.env_id,
