@@ -192,7 +192,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from rlcomp.agents.checkpoint import checkpoint_paths
-    from rlcomp.agents.train import check_writable
+    from rlcomp.files import check_writable
 
     inputs = [p for p in checkpoint_paths(args.checkpoint) if p.exists()]
     if Path(args.checkpoint).is_file():

@@ -74,3 +74,43 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + b"".join(payload)
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Refuse, before any work, a file path this process could not write; returns it resolved.
+
+    Creates the file's missing folders, then proves by creating and removing a temporary file
+    beside it that the folder takes new files, and that an existing file can be replaced. Deciding
+    by trying is the only test that holds for root, read-only mounts and immutable files alike.
+
+    Raises:
+        ValueError: naming the path, for a folder, a path under a regular file, or a place this
+            process cannot write.
+    """
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ValueError(f"{target} is a directory, not a file")
+    blocker = _file_above(target)
+    if blocker is not None:
+        raise ValueError(f"cannot write {target}: {blocker} is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe",
+                                     dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+        if target.exists():
+            with open(target, "r+b"):
+                pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(f"cannot write {target} ({reason})") from None
+    return target.resolve()
+
+
+def _file_above(path: Path) -> Path | None:
+    """The first existing ancestor of ``path`` if it is not a folder (a path under a file)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rlcomp.agents.common import ProgressFn, TrainResult, provenance, run_name
 from rlcomp.agents.ddqn import DDQNConfig, train_ddqn
 from rlcomp.agents.pg import PGConfig, train_pg
 from rlcomp.envs import resolve_env_id
+from rlcomp.files import check_writable
 
 CONFIGS: dict[str, type] = {"ddqn": DDQNConfig, "pg": PGConfig}
 """Config dataclass of each algorithm."""
@@ -35,46 +35,6 @@ def make_config(algo: str, **overrides) -> DDQNConfig | PGConfig:
     if "env_id" in overrides:
         overrides["env_id"] = resolve_env_id(overrides["env_id"])
     return cls(**overrides)
-
-
-def check_writable(path: str | os.PathLike) -> Path:
-    """Refuse, before any work, a file path this process could not write; returns it resolved.
-
-    Creates the file's missing folders, then proves by creating and removing a temporary file
-    beside it that the folder takes new files, and that an existing file can be replaced. Deciding
-    by trying is the only test that holds for root, read-only mounts and immutable files alike.
-
-    Raises:
-        ValueError: naming the path, for a folder, a path under a regular file, or a place this
-            process cannot write.
-    """
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise ValueError(f"{target} is a directory, not a file")
-    blocker = _file_above(target)
-    if blocker is not None:
-        raise ValueError(f"cannot write {target}: {blocker} is a file, not a folder")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe",
-                                     dir=target.parent)
-        os.close(fd)
-        os.unlink(probe)
-        if target.exists():
-            with open(target, "r+b"):
-                pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ValueError(f"cannot write {target} ({reason})") from None
-    return target.resolve()
-
-
-def _file_above(path: Path) -> Path | None:
-    """The first existing ancestor of ``path`` if it is not a folder (a path under a file)."""
-    for parent in path.absolute().parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
-    return None
 
 
 def check_output_dir(out_dir: str | os.PathLike, name: str) -> None:

@@ -178,9 +178,13 @@ def parse_spec(text: str) -> tuple[Spec, ...]:
         for pair in pairs:
             key, sep, value = pair.partition("=")
             key = key.strip()
-            if key not in options or not sep:
-                raise ValueError(f"{method} has no option {pair.strip()!r} "
+            if key not in options:
+                raise ValueError(f"{method} has no option {key!r} "
                                  f"(options: {', '.join(options) or 'none'})")
+            if not sep:
+                raise ValueError(f"{method} option {key!r} needs a value, as in {key}=...")
+            if key in kwargs:
+                raise ValueError(f"{method} option {key!r} is given twice in {part.strip()!r}")
             kwargs[key] = _parse_value(method, key, value.strip(), options[key])
         specs.append(cls(**kwargs))
     return tuple(specs)
