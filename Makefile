@@ -9,7 +9,7 @@ CHAPTERS := $(basename $(notdir $(wildcard notebooks/[0-9][0-9]-*.py)))
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: venv book chapters site test test-fast lint checkpoints baseline browser clean
+.PHONY: venv book chapters site test test-perturbed test-fast lint checkpoints baseline browser clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,13 @@ site: $(STAMP)
 ## (--nbval-lax also collects tests/baselines/*.ipynb: cells marked # NBVAL_CHECK_OUTPUT must match)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env
+
+## test-perturbed: the CPU-portable checks with another CPU vendor simulated (1e-9 relative noise
+## on HalfCheetah's observations, inherited by papermill kernels and sweep workers); must pass too.
+## The smoke results store caches the sweeps' results: a store filled unperturbed is reused.
+test-perturbed: $(STAMP)
+	RLCOMP_PERTURB_OBS=1e-9 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax \
+	  --nbval-current-env tests/baselines/ tests/test_portable_regression.py
 
 ## browser: Debian's chromium and chromedriver for the site test (installed when missing)
 browser:

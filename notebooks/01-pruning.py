@@ -34,7 +34,7 @@ from myst_nb import glue
 
 from rlcomp.analysis.claims import claim_markdown
 from rlcomp.analysis.figures import fig3_pruning_return, level_lines
-from rlcomp.analysis.tables import sweep_note, wide_table
+from rlcomp.analysis.tables import portable, sweep_note, wide_table
 from rlcomp.analysis.verdicts import minor_compression_gain
 from rlcomp.experiments.plans import chapter_results
 
@@ -106,5 +106,11 @@ plt.close(fig)
 # confidence interval in brackets when there is more than one seed.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 wide_table(fig3, "prune")
+
+# %% tags=["remove-cell"]
+# NBVAL_CHECK_OUTPUT
+# (hidden from the book) what the regression test checks: the numbers above that are the same
+# on every x86-64 processor; HalfCheetah's returns move with another processor's last bits
+# (tests/test_portable_regression.py checks its policies instead)
+portable(wide_table(fig3, "prune"))

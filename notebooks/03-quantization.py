@@ -49,7 +49,7 @@ from rlcomp.analysis.figures import (
     spec_bars,
     spec_table,
 )
-from rlcomp.analysis.tables import sweep_note
+from rlcomp.analysis.tables import portable, sweep_note
 from rlcomp.analysis.verdicts import quant_cpu_ram
 from rlcomp.analysis.verdicts import quant_storage as quant_storage_claim
 from rlcomp.experiments.plans import chapter_results
@@ -96,7 +96,6 @@ plt.close(fig)
 # The returns behind the figure (mean over training seeds, 95% CI in brackets):
 
 # %%
-# NBVAL_CHECK_OUTPUT
 spec_table(frame, QUANT_MODELS, {"return": "return_mean"}, envs=envs)
 
 # %% [markdown]
@@ -262,5 +261,12 @@ latency_ratios(latency)
 # confidence interval in brackets when there is more than one seed.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 spec_table(frame, QUANT_MODELS, {"return": "return_mean", "file bytes": "bytes"}, envs=envs)
+
+# %% tags=["remove-cell"]
+# NBVAL_CHECK_OUTPUT
+# (hidden from the book) what the regression test checks: the numbers above that are the same
+# on every x86-64 processor; HalfCheetah's returns move with another processor's last bits
+# (tests/test_portable_regression.py checks its policies instead)
+portable(spec_table(frame, QUANT_MODELS, {"return": "return_mean", "file bytes": "bytes"},
+                     envs=envs))

@@ -202,5 +202,12 @@ finetune_cost_table(frame, envs=envs)
 # row is the control: the agent fine-tuned without any compression.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 finetune_table(frame, envs=envs)
+
+# %% tags=["remove-cell"]
+# NBVAL_CHECK_OUTPUT
+# (hidden from the book) what the regression test checks: the file bytes of every model, naive
+# and fine-tuned, the same on every x86-64 processor (the compression holds while it trains).
+# Fine-tuned returns are left out: fine-tuning's episodes, and with them its weights, diverge with
+# another processor's last bits, in both environments (the naive returns are checked in 01-03).
+finetune_table(frame, envs=envs, metric="bytes", fmt="{:,.0f}")

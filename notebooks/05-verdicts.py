@@ -25,10 +25,10 @@
 # store lacks, which in the `full` profile is none after the chapters ran).
 
 # %%
-from IPython.display import HTML, Markdown
+from IPython.display import HTML
 from myst_nb import glue
 
-from rlcomp.analysis.report import all_claims, claims_html, claims_markdown
+from rlcomp.analysis.report import all_claims, claims_html, portable_claims
 from rlcomp.experiments.plans import CHAPTERS, chapter_results
 
 # %% tags=["parameters"]
@@ -52,7 +52,7 @@ results = all_claims(frames)
 
 # %%
 glue("claims-table", HTML(claims_html(results)), display=False)
-Markdown(claims_markdown(results))
+HTML(claims_html(results))
 
 # %% [markdown]
 # ## Headline numbers
@@ -61,5 +61,11 @@ Markdown(claims_markdown(results))
 # memory measures vary from run to run and machine to machine):
 
 # %%
+HTML(claims_html(results, deterministic_only=True))
+
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
-Markdown(claims_markdown(results, deterministic_only=True))
+# (hidden from the book) what the regression test checks: the verdicts measured so that they are
+# the same on every x86-64 processor: sizes on every environment, returns without HalfCheetah
+# (whose returns move with another processor's last bits), nothing measured by a clock
+HTML(claims_html(portable_claims(frames)))

@@ -4,16 +4,23 @@ The regression check itself is nbval: ``make test`` runs ``pytest --nbval-lax --
 which collects ``tests/baselines/*.smoke.ipynb`` and re-executes each baseline, comparing the cells
 marked ``# NBVAL_CHECK_OUTPUT`` with their recorded output. These tests make sure that check means
 something: every chapter has a baseline, the baseline holds the chapter's current code (nbval runs
-the baseline's cells, not the chapter file), and the checked cells hold no timing.
+the baseline's cells, not the chapter file), and the checked cells hold no timing and nothing that
+differs between CPUs: no return of a chaotic environment (HalfCheetah, whose episodes diverge after
+another CPU's last-bit difference; ``tests/test_portable_regression.py`` checks those policies),
+only sizes or what :func:`~rlcomp.analysis.tables.portable` keeps.
 """
 
 from __future__ import annotations
 
 import nbformat
+import pandas as pd
 import pytest
 
 from rlcomp import chapters
 from rlcomp.analysis import training
+from rlcomp.analysis.report import ENTRIES, Verdict, claims_html, portable_claims
+from rlcomp.analysis.tables import portable
+from rlcomp.envs import CHAOTIC_ENVS
 
 ROOT = chapters.ROOT
 NAMES = chapters.chapter_names()
@@ -60,6 +67,34 @@ def test_checked_cells_hold_no_timing(name):
     assert cells, "a chapter without checked cells has no regression test"
     for cell in cells:
         assert not any(w in cell.source.lower() for w in TIMING_WORDS), cell.source
+
+
+def portable_by_construction(source: str) -> bool:
+    """A checked cell shows CPU-exact numbers: it goes through ``portable`` or shows sizes only."""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
+    return "portable" in code or ("bytes" in code and "return" not in code)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checked_cells_show_only_numbers_every_cpu_agrees_on(name):
+    nb = chapters.read_chapter(chapters.chapter_path(name))
+    for cell in nb.cells:
+        if checked(cell):
+            assert portable_by_construction(cell.source), (
+                f"{name}: a checked cell must wrap its table in portable(...) (returns of "
+                f"{', '.join(CHAOTIC_ENVS)} differ between CPUs) or show sizes only:\n"
+                f"{cell.source}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_baseline_checked_returns_name_no_chaotic_environment(name):
+    baseline = nbformat.read(baseline_path(name), as_version=4)
+    for cell in baseline.cells:
+        if checked(cell) and "portable" in cell.source:
+            text = "".join(str(v) for o in cell.outputs for v in o.get("data", {}).values())
+            assert text, f"{name}: checked cell without output"
+            for env in CHAOTIC_ENVS:
+                assert env not in text, f"{name}: a checked cell shows {env}: {cell.source}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -184,3 +219,56 @@ def test_no_checkpoints_is_said_per_environment(tmp_path):
     assert "no committed checkpoints for HalfCheetah-v5" in note
     assert "no committed policy-gradient checkpoints" in training.pg_variant_note(table)
     assert training.curve_table([]).empty
+
+
+# What the checked cells show: portable and the verdicts every CPU agrees on.
+
+def test_portable_keeps_the_environments_every_cpu_agrees_on():
+    wide = pd.DataFrame([[1.0, 2.0, 3.0]], columns=pd.MultiIndex.from_tuples(
+        [("LunarLander-v3", "a"), ("HalfCheetah-v5", "a"), ("LunarLander-v3", "b")]))
+    assert list(portable(wide).columns) == [("LunarLander-v3", "a"), ("LunarLander-v3", "b")]
+    long = pd.DataFrame({"env": ["LunarLander-v3", "HalfCheetah-v5"], "train_seed": [0, 0],
+                         "mean_return": [1.0, 2.0]}).set_index(["env", "train_seed"])
+    assert list(portable(long).index.get_level_values("env")) == ["LunarLander-v3"]
+    assert portable(pd.DataFrame()).empty
+    with pytest.raises(ValueError, match="portable needs"):
+        portable(pd.DataFrame({"x": [1]}))
+
+
+def _frame() -> pd.DataFrame:
+    rows = []
+    for env, scale in (("LunarLander-v3", 1.0), ("HalfCheetah-v5", 30.0)):
+        for spec, method, prune, ret, size in (("dense", "dense", 0.0, 200.0, 1000.0),
+                                               ("prune=0.1", "prune", 0.1, 190.0, 800.0),
+                                               ("quant=8", "quant", 0.0, 199.0, 260.0)):
+            for metric, value in (("return_mean", ret * scale), ("bytes", size),
+                                  ("cpu_seconds_per_step", 1e-4)):
+                rows.append({"checkpoint": f"{env}__0", "env": env, "algo": "x", "train_seed": 0,
+                             "spec": spec, "method": method, "level": prune, "prune": prune,
+                             "lowrank": 0.0, "finetuned": False, "metric": metric,
+                             "value": value})
+    return pd.DataFrame(rows)
+
+
+def test_portable_claims_leave_out_timing_and_chaotic_returns():
+    frames = {"01-pruning": _frame(), "03-quantization": _frame()}
+    exact = portable_claims(frames)
+    entries = [e for e in ENTRIES if e.chapter in frames and e.basis in ("returns", "sizes")]
+    assert len(exact) == len(entries) and all(v.deterministic for v in exact)
+    by_claim = {v.result.claim.id: v.result for v in exact}
+    returns = by_claim["minor-compression-gain"]
+    assert "(LunarLander-v3 only)" in returns.what
+    assert returns.measured.estimate == pytest.approx(-5.0)
+    assert "only" not in by_claim["quant-storage"].what  # sizes: every environment
+    tuned = portable_claims({"04-fine-tuning": _frame()})
+    assert tuned == []  # fine-tuned returns differ between CPUs in every environment
+
+
+def test_claims_html_is_a_table_with_one_row_per_claim():
+    verdicts = portable_claims({"01-pruning": _frame(), "03-quantization": _frame()})
+    page = claims_html(verdicts)
+    assert page.startswith('<table class="table claims-table" data-claims="all">')
+    assert page.count("<tr>") == len(verdicts) + 1 and "|" not in page
+    timing = Verdict(verdicts[0].result, verdicts[0].link, deterministic=False)
+    only = claims_html([*verdicts, timing], deterministic_only=True)
+    assert 'data-claims="deterministic"' in only and only.count("<tr>") == len(verdicts) + 1

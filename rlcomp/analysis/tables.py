@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from rlcomp.analysis.figures import interval_cell
+from rlcomp.envs import CHAOTIC_ENVS
 from rlcomp.experiments.driver import SweepSummary
 from rlcomp.experiments.sweep import Sweep
 
@@ -59,3 +60,29 @@ def wide_table(tables: Mapping[str, pd.DataFrame], level: str, column: str = "va
     out = pd.concat(parts, axis=1).sort_index().fillna("")
     out.index.name = f"% {level}"
     return out
+
+
+def portable(table: pd.DataFrame, chaotic: Sequence[str] = CHAOTIC_ENVS) -> pd.DataFrame:
+    """The part of a chapter table that is the same on every x86-64 CPU (``chaotic`` envs left out).
+
+    The returns of :data:`~rlcomp.envs.CHAOTIC_ENVS` (HalfCheetah) are the same from run to run on
+    one machine but not across CPU vendors, so the regression baseline's checked cells show the
+    other environments only (``tests/test_portable_regression.py`` checks the chaotic ones'
+    policies tightly and their returns within a measured band).
+
+    Args:
+        table: environments as the first level of its columns (the chapters' wide tables) or as an
+            index level named ``env`` (the setup chapter's tables).
+        chaotic: the environments to leave out.
+
+    Raises:
+        ValueError: if the table names its environments neither way.
+    """
+    if "env" in (table.index.names or []):
+        envs = table.index.get_level_values("env")
+        return table[~envs.isin(list(chaotic))]
+    columns = table.columns
+    if isinstance(columns, pd.MultiIndex) or table.empty:
+        envs = columns.get_level_values(0) if len(columns) else pd.Index([])
+        return table.loc[:, ~envs.isin(list(chaotic))]
+    raise ValueError("portable needs environments as the first column level or an 'env' index")
