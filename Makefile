@@ -39,7 +39,7 @@ test: $(STAMP) browser
 
 ## test-perturbed: the CPU-portable checks with another CPU vendor simulated (1e-9 relative noise
 ## on HalfCheetah's observations, inherited by papermill kernels and sweep workers); must pass too.
-## The smoke results store caches the sweeps' results: a store filled unperturbed is reused.
+## Perturbed HalfCheetah jobs get their own store keys, so a warm store is never reused for them.
 test-perturbed: $(STAMP)
 	RLCOMP_PERTURB_OBS=1e-9 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax \
 	  --nbval-current-env tests/baselines/ tests/test_portable_regression.py

@@ -230,3 +230,25 @@ def test_finetune_budgets_multiply_jobs(tmp_path):
     jobs = sweep.jobs()
     assert [job.finetune for job in jobs] == [None, {"steps": 50}]
     assert jobs[0].key != jobs[1].key
+
+
+def test_a_simulated_other_cpu_never_shares_keys_with_real_results(tmp_path, monkeypatch):
+    """Under RLCOMP_PERTURB_OBS the chaotic environment's jobs get their own keys; others keep
+    theirs (their episodes do not change), so a warm store is never read as a perturbed result."""
+    text = f"""
+checkpoints: [{LUNAR}, checkpoints/HalfCheetah-v5__pg__0]
+specs: [dense, quant=8]
+episodes: 2
+eval_seeds: [0]
+"""
+    monkeypatch.delenv("RLCOMP_PERTURB_OBS", raising=False)
+    plain = {(j.env_id, j.spec): j for j in load_sweep(write(tmp_path, text)).jobs()}
+    monkeypatch.setenv("RLCOMP_PERTURB_OBS", "1e-9")
+    perturbed = {(j.env_id, j.spec): j for j in load_sweep(write(tmp_path, text)).jobs()}
+    assert plain.keys() == perturbed.keys() and len(plain) == 4
+    for (env, spec), job in perturbed.items():
+        if env == "HalfCheetah-v5":
+            assert job.key != plain[env, spec].key
+            assert job.probe["perturb_obs"] == {"scale": 1e-9, "seed": 0}
+        else:
+            assert job.key == plain[env, spec].key and "perturb_obs" not in job.probe

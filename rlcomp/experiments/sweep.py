@@ -96,11 +96,16 @@ class Sweep:
         return list(self._jobs)
 
     def _plan(self) -> Iterator[Job]:
+        from rlcomp.envs import CHAOTIC_ENVS, perturbation
         from rlcomp.experiments.store import job_key
 
-        probe = {"episodes": self.episodes, **self.probes}
+        perturb = perturbation()
         for name in self.checkpoints:
             info = self.sources.get(name) or CheckpointInfo.read(name)
+            probe = {"episodes": self.episodes, **self.probes}
+            if perturb is not None and info.env_id in CHAOTIC_ENVS:
+                # a simulated other CPU gives other episodes: they must never share a key
+                probe["perturb_obs"] = {"scale": perturb.scale, "seed": perturb.seed}
             for spec, steps, eval_seed in itertools.product(self.specs, self.finetune_steps,
                                                             self.eval_seeds):
                 finetune = {"steps": steps} if steps else None
