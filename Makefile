@@ -55,8 +55,10 @@ browser:
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+## lint: ruff, then the layer contract of DESIGN.md (import-linter, [tool.importlinter] in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check rlcomp tests benchmarks notebooks
+	$(BIN)/lint-imports
 
 ## checkpoints: retrain the committed agents with the recorded settings (long: see checkpoints/README.md)
 checkpoints: $(STAMP)

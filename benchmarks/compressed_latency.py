@@ -27,11 +27,11 @@ from pathlib import Path
 import onnxruntime
 import torch
 
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
-from rlcomp.agents.policy import Policy
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import compress
 from rlcomp.compress.export import in_features, onnx_session, policy_to_onnx
 from rlcomp.nets import as_tensor
+from rlcomp.policy import Policy
 from rlcomp.probes.latency import LatencyResult, eager_latency, observations, session_latency
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 Runs the same 100 LunarLander-v3 episodes (seeds 0..99) of ``checkpoints/LunarLander-v3__ddqn__0``
 three ways, pinned to one core with one PyTorch thread:
 
-- ours: ``rlcomp.probes.rollout.evaluate_policy`` (64 environments in lockstep, one batched forward
+- ours: ``rlcomp.rollout.evaluate_policy`` (64 environments in lockstep, one batched forward
   pass a step);
 - env limit: one environment stepping the same episodes with the actions of our run replayed, no
   policy at all (the most any evaluation of these episodes could reach);
@@ -24,11 +24,11 @@ import time
 import numpy as np
 import torch
 
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
-from rlcomp.agents.policy import Policy
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.envs import configure_torch, make_env
+from rlcomp.policy import Policy
 from rlcomp.probes.resources import pin_to_one_core
-from rlcomp.probes.rollout import BATCH_ROWS, evaluate_policy
+from rlcomp.rollout import BATCH_ROWS, evaluate_policy
 
 
 def record_actions(policy: Policy, env_id: str, episodes: int, seed: int) -> tuple[list, list]:

@@ -24,8 +24,8 @@ import json
 import re
 from pathlib import Path
 
-from rlcomp.agents.common import provenance
 from rlcomp.probes import regression
+from rlcomp.provenance import provenance
 
 DEFAULT_OUT = regression.ROOT / "tests" / "data" / "regression.json"
 

@@ -40,6 +40,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from rlcomp.agents.train import make_config, train_and_save
+from rlcomp.analysis.figures import training_curves
 from rlcomp.analysis.tables import portable
 from rlcomp.analysis.training import (
     checkpoint_table,
@@ -49,7 +50,6 @@ from rlcomp.analysis.training import (
     headline_numbers,
     load_checkpoints,
     pg_variant_note,
-    plot_training_curves,
     returns_view,
     targets_note,
 )
@@ -134,7 +134,7 @@ cost_view(table)
 # %% tags=["remove-output"]
 fig, axes = plt.subplots(1, len(STUDY_ENVS), figsize=(11, 4), layout="constrained")
 for env_id, ax in zip(STUDY_ENVS, axes, strict=True):
-    plot_training_curves(curves, env_id, ax)
+    training_curves(curves, ax, env=env_id)
 glue("fig-training-curves", fig)
 plt.close(fig)
 

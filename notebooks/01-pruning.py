@@ -32,11 +32,11 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from myst_nb import glue
 
-from rlcomp.analysis.claims import claim_markdown
+from rlcomp.analysis.claims import minor_compression_gain
 from rlcomp.analysis.figures import fig3_pruning_return, level_lines
 from rlcomp.analysis.tables import portable, sweep_note, wide_table
-from rlcomp.analysis.verdicts import minor_compression_gain
-from rlcomp.experiments.plans import chapter_results
+from rlcomp.analysis.verdict_table import claim_markdown
+from rlcomp.experiments.plans import PRUNING, chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -48,7 +48,7 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-results = chapter_results("01-pruning", profile, envs=envs, train_seeds=train_seeds,
+results = chapter_results(PRUNING, profile, envs=envs, train_seeds=train_seeds,
                           episodes=episodes, levels=levels, store=store, workers=workers)
 frame, envs = results.frame, results.envs
 Markdown(sweep_note(results.sweep, results.run))

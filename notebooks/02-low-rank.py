@@ -36,7 +36,14 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from myst_nb import glue
 
-from rlcomp.analysis.claims import claim_markdown
+from rlcomp.analysis.claims import (
+    evaltime_drop_30,
+    evaltime_drop_30_across_pruning,
+    keep_io_remedy,
+    keep_io_summary,
+    pruning_hurts_more,
+    rank_resources,
+)
 from rlcomp.analysis.figures import (
     LOWRANK_VARIANTS,
     fig5_rank_evaltime,
@@ -49,15 +56,8 @@ from rlcomp.analysis.figures import (
     rank_return,
 )
 from rlcomp.analysis.tables import portable, sweep_note, wide_table
-from rlcomp.analysis.verdicts import (
-    evaltime_drop_30,
-    evaltime_drop_30_across_pruning,
-    keep_io_remedy,
-    keep_io_summary,
-    pruning_hurts_more,
-    rank_resources,
-)
-from rlcomp.experiments.plans import chapter_results
+from rlcomp.analysis.verdict_table import claim_markdown
+from rlcomp.experiments.plans import LOW_RANK, chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -69,7 +69,7 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-results = chapter_results("02-low-rank", profile, envs=envs, train_seeds=train_seeds,
+results = chapter_results(LOW_RANK, profile, envs=envs, train_seeds=train_seeds,
                           episodes=episodes, levels=levels, store=store, workers=workers)
 frame, envs = results.frame, results.envs
 Markdown(sweep_note(results.sweep, results.run))

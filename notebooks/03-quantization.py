@@ -40,19 +40,12 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from myst_nb import glue
 
-from rlcomp.analysis.claims import POSTER_STORAGE_MB, claim_markdown
-from rlcomp.analysis.figures import (
-    QUANT_MODELS,
-    latency_bars,
-    latency_ratios,
-    quant_storage,
-    spec_bars,
-    spec_table,
-)
-from rlcomp.analysis.tables import portable, sweep_note
-from rlcomp.analysis.verdicts import quant_cpu_ram
-from rlcomp.analysis.verdicts import quant_storage as quant_storage_claim
-from rlcomp.experiments.plans import chapter_results
+from rlcomp.analysis.claims import POSTER_STORAGE_MB, quant_cpu_ram, quant_storage
+from rlcomp.analysis.figures_bars import latency_bars, spec_bars, storage_bars
+from rlcomp.analysis.selection import QUANT_MODELS
+from rlcomp.analysis.tables import latency_ratios, portable, spec_table, sweep_note
+from rlcomp.analysis.verdict_table import claim_markdown
+from rlcomp.experiments.plans import QUANTIZATION, chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -64,7 +57,7 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-results = chapter_results("03-quantization", profile, envs=envs, train_seeds=train_seeds,
+results = chapter_results(QUANTIZATION, profile, envs=envs, train_seeds=train_seeds,
                           episodes=episodes, levels=levels, store=store, workers=workers)
 frame, envs = results.frame, results.envs
 Markdown(sweep_note(results.sweep, results.run))
@@ -111,7 +104,7 @@ spec_table(frame, QUANT_MODELS, {"return": "return_mean"}, envs=envs)
 # %% tags=["remove-output"]
 fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
 for env, ax in zip(envs, axes[0], strict=True):
-    quant_storage(frame, ax, env=env, reported=POSTER_STORAGE_MB)
+    storage_bars(frame, ax, env=env, reported=POSTER_STORAGE_MB)
 glue("fig-quant-storage", fig)
 plt.close(fig)
 
@@ -125,7 +118,7 @@ plt.close(fig)
 # ```
 
 # %%
-Markdown(claim_markdown(quant_storage_claim(frame)))
+Markdown(claim_markdown(quant_storage(frame)))
 
 # %% [markdown]
 # The bytes behind the figure for every model of the chapter: the compact file, the theoretical

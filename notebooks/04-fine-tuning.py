@@ -50,19 +50,13 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from myst_nb import glue
 
-from rlcomp.analysis.claims import claim_markdown
-from rlcomp.analysis.figures import (
-    fig4_evaltime_return,
-    fig10_ram_return,
-    finetune_cost_bars,
-    finetune_cost_table,
-    finetune_table,
-    label_points,
-    without_finetuned_dense,
-)
-from rlcomp.analysis.tables import sweep_note
-from rlcomp.analysis.verdicts import finetune_deviation, finetune_no_gain
-from rlcomp.experiments.plans import chapter_results
+from rlcomp.analysis.claims import finetune_deviation, finetune_no_gain
+from rlcomp.analysis.figures import fig4_evaltime_return, fig10_ram_return, label_points
+from rlcomp.analysis.figures_bars import finetune_cost_bars
+from rlcomp.analysis.selection import without_finetuned_dense
+from rlcomp.analysis.tables import finetune_cost_table, finetune_table, sweep_note
+from rlcomp.analysis.verdict_table import claim_markdown
+from rlcomp.experiments.plans import FINE_TUNING, chapter_results
 
 # %% tags=["parameters"]
 profile = "full"
@@ -74,7 +68,7 @@ store = None
 workers = None
 
 # %% tags=["remove-stderr"]
-results = chapter_results("04-fine-tuning", profile, envs=envs, train_seeds=train_seeds,
+results = chapter_results(FINE_TUNING, profile, envs=envs, train_seeds=train_seeds,
                           episodes=episodes, levels=levels, store=store, workers=workers)
 frame, envs = results.frame, results.envs
 Markdown(sweep_note(results.sweep, results.run))

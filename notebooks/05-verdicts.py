@@ -17,9 +17,9 @@
 # Every claim of the study {cite:p}`guggilla2023choosing` that the chapters measure, in one table:
 # the claim, the figure where the study shows it and where this book does, what we measured (a
 # difference paired by environment and training seed, with its 95% bootstrap confidence
-# interval), the rule that turns the interval into a verdict, and the verdict. The rules were
-# fixed in `rlcomp/analysis/verdicts.py` before any full-profile number existed. The book's
-# introduction shows the same table.
+# interval), the rule that turns the interval into a verdict, and the verdict. Each claim's rule
+# and margin were fixed in `rlcomp/analysis/claims.py` before any full-profile number existed. The
+# book's introduction shows the same table.
 #
 # **Prerequisites.** The sweeps of chapters 01 to 04 (this chapter runs any of their jobs the
 # store lacks, which in the `full` profile is none after the chapters ran).
@@ -28,7 +28,7 @@
 from IPython.display import HTML
 from myst_nb import glue
 
-from rlcomp.analysis.report import all_claims, claims_html, portable_claims
+from rlcomp.analysis.verdict_table import all_claims, claims_html, portable_claims
 from rlcomp.experiments.plans import CHAPTERS, chapter_results
 
 # %% tags=["parameters"]

@@ -122,9 +122,9 @@ def provenance(name: str, profile: str, parameters: dict, command: Sequence[str]
     The provenance (commit, date, machine, package version) is the one checkpoints record, with the
     command as one shell string.
     """
-    from rlcomp.agents import common
+    from rlcomp.provenance import provenance as code_provenance
 
-    origin = common.provenance(list(command))
+    origin = code_provenance(list(command))
     origin["date"] = origin.pop("created")
     origin["command"] = shlex.join(command)
     return {"chapter": name, "profile": profile, "parameters": parameters, **origin}

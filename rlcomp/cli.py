@@ -158,16 +158,16 @@ def _train(args: argparse.Namespace, owners: dict[str, set[str]], argv: list[str
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rlcomp.compress.storage import load_policy
+    from rlcomp.compress.storage import load_checkpoint_or_compressed
     from rlcomp.envs import configure_torch
-    from rlcomp.probes.rollout import evaluate_policy
+    from rlcomp.rollout import evaluate_policy
 
     if args.episodes < 1:
         raise UsageError(f"rlcomp evaluate: --episodes must be >= 1, got {args.episodes}")
     if args.seed < 0:
         raise UsageError(f"rlcomp evaluate: --seed must be >= 0, got {args.seed}")
     try:
-        model = load_policy(args.model, env_id=args.env)
+        model = load_checkpoint_or_compressed(args.model, env_id=args.env)
     except ValueError as exc:
         raise UsageError(f"rlcomp evaluate: {exc}") from exc
     configure_torch()
@@ -191,7 +191,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any work, outputs that would overwrite the input or cannot be written."""
     from pathlib import Path
 
-    from rlcomp.agents.checkpoint import checkpoint_paths
+    from rlcomp.checkpoint import checkpoint_paths
     from rlcomp.files import check_writable
 
     inputs = [p for p in checkpoint_paths(args.checkpoint) if p.exists()]
@@ -228,11 +228,11 @@ def _write_outputs(outputs: list[tuple[str, bytes]]) -> None:
 def _compress(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from rlcomp.agents.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
+    from rlcomp.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
     from rlcomp.compress import compress, format_spec, parse_spec
     from rlcomp.compress.export import policy_to_onnx
-    from rlcomp.compress.storage import compressed_file_bytes, theoretical_bytes
-    from rlcomp.probes.size import model_size
+    from rlcomp.compress.storage import compressed_file_bytes
+    from rlcomp.probes.size import model_size, theoretical_bytes
 
     try:
         specs = parse_spec(args.spec)
@@ -278,7 +278,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     from rlcomp.experiments.driver import run_sweep
     from rlcomp.experiments.jobs import JobError
-    from rlcomp.experiments.store import ResultStore, StoreError
+    from rlcomp.experiments.schema import StoreError
+    from rlcomp.experiments.store import ResultStore
     from rlcomp.experiments.sweep import SweepError, load_sweep
 
     if args.workers is not None and args.workers < 1:

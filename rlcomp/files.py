@@ -1,4 +1,8 @@
-"""Files: written so that a failure never leaves a half-written one, and byte-reproducible."""
+"""Files: written atomically and byte-reproducibly; safetensors read without ever unpickling.
+
+:func:`safetensors_bytes` writes and :func:`read_safetensors` reads the container of both our file
+formats (checkpoints, :mod:`rlcomp.checkpoint`; compressed files, :mod:`rlcomp.compress.storage`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load as _load_safetensors
 
 
 def _umask() -> int:
@@ -74,6 +79,47 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + b"".join(payload)
+
+
+class SafetensorsError(ValueError):
+    """Bytes that are not a readable safetensors file (a one-line reason)."""
+
+
+def safetensors_metadata(blob: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's bytes; parses the JSON header only.
+
+    Raises:
+        SafetensorsError: for bytes too short, or a header that is not a safetensors JSON object.
+    """
+    if len(blob) < 8:
+        raise SafetensorsError("too short to be a safetensors file")
+    n = int.from_bytes(blob[:8], "little")
+    if n <= 0 or 8 + n > len(blob):
+        raise SafetensorsError("not a safetensors file (bad or truncated header)")
+    try:
+        header = json.loads(blob[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SafetensorsError("not a safetensors file (header is not JSON)") from exc
+    if not isinstance(header, dict):
+        raise SafetensorsError("not a safetensors file (header is not a JSON object)")
+    return header.get("__metadata__") or {}
+
+
+def read_safetensors(blob: bytes) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and the tensors of a safetensors file's bytes (the reader of every format).
+
+    Only JSON and raw arrays are parsed: nothing is ever unpickled.
+
+    Raises:
+        SafetensorsError: (one line) for a header that is not safetensors, or damaged tensors.
+    """
+    metadata = safetensors_metadata(blob)
+    try:
+        tensors = _load_safetensors(blob)
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SafetensorsError(f"damaged safetensors file ({reason})") from exc
+    return metadata, tensors
 
 
 def check_writable(path: str | os.PathLike) -> Path:

@@ -21,12 +21,6 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def layer_sizes(net: nn.Sequential) -> list[int]:
-    """The widths of an MLP built by :func:`mlp`, input first."""
-    linears = [m for m in net if isinstance(m, nn.Linear)]
-    return [linears[0].in_features] + [m.out_features for m in linears]
-
-
 class RunningMeanStd:
     """Running mean and variance of a stream of vectors (parallel algorithm of Chan et al.)."""
 

@@ -1,11 +1,11 @@
-"""Bootstrap intervals, figure functions and claim verdicts on tiny hand-made inputs.
+"""Bootstrap intervals, row selection, figures, tables and claim verdicts on tiny hand-made inputs.
 
 The synthetic tidy frame below has three training seeds whose values are the true value times
 0.75, 1 and 1.25, and two evaluation seeds per job times 0.875 and 1.125: every mean over seeds
 is the true value, so the figures' numbers can be checked against :func:`truth`.
 """
 
-import dataclasses
+import inspect
 import json
 import math
 
@@ -18,24 +18,23 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rlcomp.analysis import figures  # noqa: E402
-from rlcomp.analysis.claims import (  # noqa: E402
+from rlcomp.analysis import figures, figures_bars, selection, tables  # noqa: E402
+from rlcomp.analysis.claims import POSTER_CLAIMS, POSTER_STORAGE_MB, Claim, assess  # noqa: E402
+from rlcomp.analysis.verdict_rules import (  # noqa: E402
     CONFIRMED,
     NOT_RESOLVED,
-    POSTER_CLAIMS,
-    POSTER_STORAGE_MB,
     REFUTED,
-    TABLE_COLUMNS,
-    Claim,
-    assess,
-    claims_table,
+    describe,
     difference_ci,
+    rule_text,
     verdict,
     verdict_increases,
     verdict_no_change,
     verdict_reduces,
 )
-from rlcomp.analysis.stats import (  # noqa: E402
+from rlcomp.analysis.verdict_table import claim_markdown  # noqa: E402
+from rlcomp.experiments.store import COLUMNS  # noqa: E402
+from rlcomp.stats import (  # noqa: E402
     EMPTY,
     Bootstrap,
     Interval,
@@ -43,7 +42,6 @@ from rlcomp.analysis.stats import (  # noqa: E402
     bootstrap_ci,
     iqm,
 )
-from rlcomp.experiments.store import COLUMNS  # noqa: E402
 
 LL, HC = "LunarLander-v3", "HalfCheetah-v5"
 SEED_FACTOR = {0: 0.75, 1: 1.0, 2: 1.25}
@@ -332,25 +330,25 @@ def test_fig10_ram_return(frame, ax):
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("% RAM", "Return")
 
 
-def test_quant_storage_with_reported_figures(frame, ax):
-    table = figures.quant_storage(frame, ax, env=LL, reported=POSTER_STORAGE_MB)
+def test_storage_bars_with_reported_figures(frame, ax):
+    table = figures_bars.storage_bars(frame, ax, env=LL, reported=POSTER_STORAGE_MB)
     measured = table[table["source"] == "measured"].set_index("bar")["estimate"]
     assert measured.to_dict() == pytest.approx({"dense": 0.28, "int8": 0.08, "theoretical": 0.07})
     reported = table[table["source"] == "poster"].set_index("bar")["estimate"]
     assert reported.to_dict() == POSTER_STORAGE_MB
     assert ax.get_ylabel() == "Storage (MB)" and len(ax.patches) == 6
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(figures.STORAGE_BARS.values())
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(figures_bars.STORAGE_BARS.values())
     with pytest.raises(ValueError, match="reported keys"):
-        figures.quant_storage(frame, ax, env=LL, reported={"fp16": 0.2})
+        figures_bars.storage_bars(frame, ax, env=LL, reported={"fp16": 0.2})
 
 
-def test_quant_storage_without_reported_figures(frame, ax):
-    table = figures.quant_storage(frame, ax, env=HC)
+def test_storage_bars_without_reported_figures(frame, ax):
+    table = figures_bars.storage_bars(frame, ax, env=HC)
     assert set(table["source"]) == {"measured"} and len(ax.patches) == 3
 
 
 def test_latency_bars(frame, ax):
-    table = figures.latency_bars(frame, ax, env=LL)
+    table = figures_bars.latency_bars(frame, ax, env=LL)
     assert list(table["model"]) == ["dense", "dense", "int8", "int8", "low rank 50%",
                                     "low rank 50%"]
     got = {(r.model, r.runtime): r.estimate for r in table.itertuples()}
@@ -366,9 +364,25 @@ def test_figures_need_env_when_the_frame_has_two(frame, ax):
     assert ax.get_title() == LL and not table.empty
 
 
-@pytest.mark.parametrize("name", sorted(figures.FIGURES))
-def test_empty_selection_says_so(frame, ax, name):
-    table = figures.FIGURES[name](frame, ax, env="Pong-v5")
+def figure_functions():
+    """Every public function of the figure modules that draws the tidy frame into an ``ax``."""
+    return [f for module in (figures, figures_bars) for f in vars(module).values()
+            if inspect.isfunction(f) and f.__module__ == module.__name__
+            and not f.__name__.startswith("_")
+            and list(inspect.signature(f).parameters)[:2] == ["frame", "ax"]]
+
+
+def test_the_figure_modules_hold_the_poster_figures():
+    names = {f.__name__ for f in figure_functions()}
+    assert {"fig3_pruning_return", "fig4_evaltime_return", "fig5_rank_evaltime",
+            "fig6_grid_return", "fig7_rank_ram", "fig8_grid_cpu", "fig9_rank_cpu",
+            "fig10_ram_return", "storage_bars", "latency_bars", "spec_bars",
+            "finetune_cost_bars"} <= names
+
+
+@pytest.mark.parametrize("function", figure_functions(), ids=lambda f: f.__name__)
+def test_empty_selection_says_so(frame, ax, function):
+    table = function(frame, ax, env="Pong-v5")
     assert table.empty or (table["source"] != "measured").all()
     assert any(t.get_text() == "no results" for t in ax.texts)
 
@@ -377,6 +391,46 @@ def test_boot_setting_reaches_the_figure(frame, ax):
     table = figures.fig9_rank_cpu(frame, ax, env=LL, boot=Bootstrap(statistic="iqm", reps=100))
     assert table["estimate"].tolist() == pytest.approx(
         figures.fig9_rank_cpu(frame, ax, env=LL)["estimate"].tolist())  # 3 seeds: IQM = mean
+
+
+# Selection and tables --------------------------------------------------------------------------
+
+def test_select_keeps_the_naive_dense_rows_beside_fine_tuned_ones(frame):
+    rows = selection.select(frame, env=LL, methods=["dense", "prune"], finetuned=True,
+                            metric="return_mean")
+    assert set(rows["env"]) == {LL} and set(rows["metric"]) == {"return_mean"}
+    assert not rows.loc[rows["method"] == "dense", "finetuned"].any()
+    assert rows.loc[rows["method"] == "prune", "finetuned"].all()
+
+
+def test_relative_to_dense_divides_by_the_same_seeds_dense_value(frame):
+    rows = selection.relative_to_dense(frame[(frame["env"] == HC) & ~frame["finetuned"]],
+                                       "eval_seconds")
+    means = rows.groupby("spec")["value"].mean()
+    assert means["dense"] == pytest.approx(100.0)
+    assert means["lowrank=0.5"] == pytest.approx(100.0 * (8 - 2) / 8)
+
+
+def test_spec_order_follows_the_method_order_then_the_level(frame):
+    order = selection.spec_order(frame)
+    assert order[:3] == ["dense", "prune=0.25", "prune=0.5"]
+    assert order.index("lowrank=0.5") < order.index("quant=8")
+
+
+def test_interval_cell():
+    assert tables.interval_cell(1.0, 0.5, 1.5, "{:.1f}") == "1.0 [0.5, 1.5]"
+    assert tables.interval_cell(2.0, 2.0, 2.0, "{:.1f}") == "2.0"
+    assert tables.interval_cell(math.nan, 0.0, 1.0, "{:.1f}") == ""
+
+
+def test_spec_table_and_latency_ratios(frame, ax):
+    table = tables.spec_table(frame, {"dense": "dense", "int8": "quant=8"},
+                              {"file bytes": "bytes"}, envs=[LL],
+                              formats={"file bytes": "{:,.0f}"})
+    assert table[(LL, "file bytes")].to_dict() == {"dense": "280,000", "int8": "80,000"}
+    ratios = tables.latency_ratios({LL: figures_bars.latency_bars(frame, ax, env=LL)})
+    assert ratios.loc["int8", (LL, "PyTorch eager")] == "2.00x"
+    assert ratios.loc["dense", (LL, "ONNX Runtime")] == "1.00x"
 
 
 # Claims ----------------------------------------------------------------------------------------
@@ -450,21 +504,20 @@ def test_verdicts_without_a_measurement_are_not_resolved():
         verdict_no_change(Interval(0, 0, 0, 1), -1.0)
 
 
-def test_claims_table():
-    claim = dataclasses.replace(POSTER_CLAIMS[-2], link="04-quantization.ipynb#cpu")
-    results = [
-        assess(claim, Interval(0.25, -0.5, 1.0, 3), "no change", 2.0, "pp", "CPU %, int8 - dense"),
-        assess(Claim("x", "X reduces Y.", "Fig 3"), Interval(-12.5, -20.0, -4.5, 3), "reduces"),
-        assess(Claim("y", "X raises Y.", "text"), EMPTY, "increases"),
-    ]
-    table = claims_table(results)
-    assert list(table.columns) == TABLE_COLUMNS
-    assert table["verdict"].tolist() == [CONFIRMED, CONFIRMED, NOT_RESOLVED]
-    assert table.loc[0, "figure"] == "[text](04-quantization.ipynb#cpu)"
-    assert table.loc[0, "measured"] == "CPU %, int8 - dense: 0.25 [-0.5, 1] pp (95% CI, 3 seeds)"
-    assert table.loc[0, "rule"] == "confirmed if the 95% CI lies within ±2 pp"
-    assert table.loc[1, "rule"] == "confirmed if the 95% CI lies below 0"
-    assert table.loc[2, "measured"] == "not measured"
+def test_claims_in_words():
+    claim = POSTER_CLAIMS[-2]
+    cpu = assess(claim, Interval(0.25, -0.5, 1.0, 3), "no change", 2.0, "pp", "CPU %, int8 - dense")
+    fewer = assess(Claim("x", "X reduces Y.", "Fig 3"), Interval(-12.5, -20.0, -4.5, 3), "reduces")
+    missing = assess(Claim("y", "X raises Y.", "text"), EMPTY, "increases")
+    assert [r.verdict for r in (cpu, fewer, missing)] == [CONFIRMED, CONFIRMED, NOT_RESOLVED]
+    assert describe(cpu.measured, "pp") == "0.25 [-0.5, 1] pp (95% CI, 3 seeds)"
+    assert describe(missing.measured) == "not measured"
+    assert rule_text("no change", 2.0, "pp") == "confirmed if the 95% CI lies within ±2 pp"
+    assert rule_text("reduces") == "confirmed if the 95% CI lies below 0"
+    assert claim_markdown(cpu) == (
+        f"**The study's claim** (text): {claim.text}  \n"
+        "**Our measurement**: CPU %, int8 - dense: 0.25 [-0.5, 1] pp (95% CI, 3 seeds).  \n"
+        "**Verdict**: confirmed (confirmed if the 95% CI lies within ±2 pp).")
     with pytest.raises(ValueError, match="margin"):
         assess(claim, EMPTY, "reduces", -1.0)
 
@@ -489,7 +542,7 @@ def test_figures_read_the_store_frame(tmp_path, ax):
                                                            "estimate": [200.0, 120.0]}
     tuned = figures.fig3_pruning_return(frame, ax, finetuned=True)
     assert tuned["estimate"].tolist() == [200.0, 150.0]
-    storage = figures.quant_storage(frame, ax)
+    storage = figures_bars.storage_bars(frame, ax)
     assert storage.set_index("bar")["estimate"].to_dict() == pytest.approx(
         {"dense": 0.28, "int8": 0.08, "theoretical": 0.07})
     gain = difference_ci(frame[frame["finetuned"]], frame[~frame["finetuned"]

@@ -25,7 +25,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlcomp.agents.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from rlcomp.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from rlcomp.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,10 +196,10 @@ def _api_load(fn_name: str, *args, **kwargs) -> Callable[[], object]:
     def call():
         if fn_name == "load_checkpoint":
             return load_checkpoint(*args, **kwargs)
-        if fn_name == "load_policy":
-            from rlcomp.compress.storage import load_policy
+        if fn_name == "load_checkpoint_or_compressed":
+            from rlcomp.compress.storage import load_checkpoint_or_compressed
 
-            return load_policy(*args, **kwargs)
+            return load_checkpoint_or_compressed(*args, **kwargs)
         if fn_name == "parse_spec":
             from rlcomp.compress import parse_spec
 
@@ -245,8 +245,8 @@ def _train_api(ctx: Ctx, out: Path) -> Callable[[], object]:
 
 def _evaluate_api(episodes: int) -> Callable[[], object]:
     def call():
-        from rlcomp.agents.checkpoint import policy_from_checkpoint
-        from rlcomp.probes.rollout import evaluate_policy
+        from rlcomp.checkpoint import policy_from_checkpoint
+        from rlcomp.rollout import evaluate_policy
 
         return evaluate_policy(policy_from_checkpoint(load_checkpoint(LUNAR)), "LunarLander-v3",
                                episodes, 0)
@@ -361,7 +361,7 @@ CASES: dict[str, Callable[[Ctx], Run]] = {
     "api-ckpt-no-architecture": lambda ctx: Run(call=_api_load(
         "load_checkpoint", ctx.edit_json("na", _drop("architecture")))),
     "api-ckpt-relabelled-halfcheetah": lambda ctx: Run(call=_api_load(
-        "load_policy", ctx.resave("hc", _set("env_id", "HalfCheetah-v5")))),
+        "load_checkpoint_or_compressed", ctx.resave("hc", _set("env_id", "HalfCheetah-v5")))),
     "api-ckpt-truncated": lambda ctx: Run(call=_api_load("load_checkpoint", _truncate(ctx))),
     "api-ckpt-wrong-env-asked": lambda ctx: Run(call=_api_load(
         "load_checkpoint", LUNAR, env_id="HalfCheetah-v5")),
@@ -376,7 +376,7 @@ CASES: dict[str, Callable[[Ctx], Run]] = {
     "pickle-in-zip-evaluate": lambda ctx: Run(argv=["evaluate", ctx.evil("evil.zip", "torch"),
                                                     "--episodes", 1]),
     **{f"api-pickle-{name}": (lambda ctx, name=name, kind=kind: Run(
-        call=_api_load("load_policy", ctx.evil(name, kind))))
+        call=_api_load("load_checkpoint_or_compressed", ctx.evil(name, kind))))
        for name, kind in (("evil.safetensors", "torch"), ("evil.pt", "pickle"),
                           ("evil.pth", "torch"), ("evil.zip", "torch"))},
     "api-pickle-pair": lambda ctx: Run(call=_api_load("load_checkpoint", ctx.evil_pair())),
@@ -485,7 +485,8 @@ def _digests(tmp: Path) -> dict[str, str]:
 
 def _results(path: Path) -> int | None:
     """The number of results in a valid store (read without leaving files), else None."""
-    from rlcomp.experiments.store import ResultStore, StoreError
+    from rlcomp.experiments.schema import StoreError
+    from rlcomp.experiments.store import ResultStore
 
     try:
         with ResultStore(path, readonly=True) as store:

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import rlcomp
-from rlcomp.agents.checkpoint import (
+from rlcomp.agents.train import make_config, train_and_save
+from rlcomp.checkpoint import (
     FORMAT,
     CheckpointError,
     build_net,
@@ -19,8 +20,7 @@ from rlcomp.agents.checkpoint import (
     policy_from_checkpoint,
     save_checkpoint,
 )
-from rlcomp.agents.train import make_config, train_and_save
-from rlcomp.probes.rollout import evaluate_policy
+from rlcomp.rollout import evaluate_policy
 
 ARCH = {"net": [8, 5, 4]}  # fits LunarLander-v3: 8 observations, 4 actions
 

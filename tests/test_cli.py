@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from rlcomp.agents.checkpoint import FORMAT
-from rlcomp.analysis.stats import iqm
+from rlcomp.checkpoint import FORMAT
 from rlcomp.cli import main
+from rlcomp.stats import iqm
 
 TRAIN_TINY = ["train", "--env", "LunarLander-v3", "--algo", "ddqn", "--seed", "0",
               "--steps", "600", "--learning-starts", "100", "--eval-interval", "300",

@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.cli import main
 from rlcomp.compress.storage import load_compressed
 

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.agents.pg import GaussianPolicy
 from rlcomp.agents.train import TRAINERS, make_config, train_and_save
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.envs import set_seed
 from rlcomp.nets import mlp
-from rlcomp.probes.rollout import evaluate_policy
+from rlcomp.rollout import evaluate_policy
 
 SETTINGS = {
     "ddqn": dict(env_id="LunarLander-v3", total_steps=1500, hidden=(32, 32), batch_size=32,

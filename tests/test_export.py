@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
-from rlcomp.agents.policy import Policy
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import compress
 from rlcomp.compress.export import export_onnx, onnx_session, policy_to_onnx
 from rlcomp.nets import ObsNormalizer, as_tensor, mlp
+from rlcomp.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ["dense", "prune=0.9", "lowrank=0.5", "lowrank=0.5,keep_io=true", "quant=8",

@@ -1,5 +1,7 @@
 """Fine-tuning keeps the compression, is deterministic, never mutates its input, and recovers.
 
+It runs the agents' own training loops through their hook points (tested here too).
+
 The structural tests fine-tune the committed checkpoints for 300 steps (about half a second
 each); the recovery test trains a small CartPole agent and is marked slow.
 """
@@ -9,14 +11,20 @@ import dataclasses
 import functools
 import statistics
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
+from rlcomp.agents.common import Hooks
+from rlcomp.agents.ddqn import ddqn_loop
+from rlcomp.agents.pg import GaussianPolicy, pg_loop
 from rlcomp.agents.train import make_config, train_and_save
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import FactorizedLinear, FakeQuantLinear, QuantizedLinear, compress
-from rlcomp.compress.finetune import (
+from rlcomp.envs import make_env, make_vec_env, set_seed
+from rlcomp.nets import mlp
+from rlcomp.retrain.finetune import (
     FinetuneResult,
     PruningMask,
     compressed_target,
@@ -24,8 +32,7 @@ from rlcomp.compress.finetune import (
     restored_copy,
     trainable_copy,
 )
-from rlcomp.nets import mlp
-from rlcomp.probes.rollout import evaluate_policy
+from rlcomp.rollout import evaluate_policy
 
 DDQN = "checkpoints/LunarLander-v3__ddqn__0"
 PG = "checkpoints/HalfCheetah-v5__pg__0"
@@ -198,20 +205,90 @@ def test_pruning_mask_zeroes_gradients_and_weights():
     zero = [net[0].weight == 0, net[2].weight == 0]
     mask = PruningMask(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
-    mask.attach(optimizer)
+    mask.attach()
     for _ in range(5):
         loss = net(torch.randn(4, 3)).pow(2).sum() + 0.1 * sum(p.sum() for p in net.parameters())
         optimizer.zero_grad()
         loss.backward()
         assert not net[0].weight.grad[zero[0]].any() and not net[2].weight.grad[zero[1]].any()
         optimizer.step()
+        mask.apply()  # what fine-tuning's after_optimizer_step hook does
         assert not net[0].weight[zero[0]].any() and not net[2].weight[zero[1]].any()
     assert (net[0].weight[~zero[0]] != 0).all()
+    with torch.no_grad():
+        net[2].weight.add_(1.0)  # whatever moves a masked weight, apply() sets it back to zero
+    mask.apply()
+    assert not net[2].weight[zero[1]].any() and (net[2].weight[~zero[1]] != 0).all()
     mask.detach()
     loss = net(torch.randn(4, 3)).sum() + net[0].weight.sum()
     optimizer.zero_grad()
     loss.backward()
     assert net[0].weight.grad[zero[0]].abs().sum() > 0  # hooks removed
+
+
+class HookCalls:
+    """Hooks that count their calls (fine-tuning's own hooks hold the compression)."""
+
+    def __init__(self):
+        self.after_step, self.targets, self.logged = 0, 0, []
+
+    def hooks(self):
+        def after_step():
+            self.after_step += 1
+
+        def target(net):
+            self.targets += 1
+            return compressed_target(net)
+
+        return Hooks(after_optimizer_step=after_step, target=target,
+                     log=lambda step, curve: self.logged.append(step))
+
+
+@pytest.mark.parametrize("name, loop", [(DDQN, "ddqn_loop"), (PG, "pg_loop")])
+def test_finetuning_runs_the_agents_own_loop(name, loop, monkeypatch):
+    import rlcomp.retrain.finetune as module
+
+    seen = []
+    original = getattr(module, loop)
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["hooks"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, loop, spy)
+    result = finetune(checkpoint(name), compressed(name, "prune=0.9"), 20, 0, **(
+        {"learning_starts": 0, "train_freq": 1} if name == DDQN else {"rollout_steps": 10}))
+    assert len(seen) == 1 and seen[0].target is compressed_target
+    assert seen[0].after_optimizer_step.__func__ is PruningMask.apply
+    assert result.updates > 0 and result.env_steps == 20
+
+
+def test_the_double_dqn_loop_calls_its_hooks():
+    config = make_config("ddqn", env_id="CartPole-v1", total_steps=300, hidden=(8, 8),
+                         batch_size=8, learning_starts=50, train_freq=4, gradient_steps=2,
+                         target_update_interval=100)
+    set_seed(0)
+    calls, env = HookCalls(), make_env("CartPole-v1")
+    run = ddqn_loop(config, env, mlp([4, 8, 8, 2]), 300, episode_seed=0, hooks=calls.hooks())
+    env.close()
+    assert run.env_steps == 300 and calls.logged == list(range(1, 301))
+    assert calls.targets == 1
+    assert run.updates == calls.after_step == 2 * len(range(52, 301, 4))
+    assert run.curve["episode_end_step"] and len(run.curve["episode_return"]) == len(
+        run.curve["episode_end_step"])
+
+
+def test_the_policy_gradient_loop_calls_its_hooks_and_cuts_the_last_rollout():
+    config = make_config("pg", env_id="InvertedPendulum-v5", total_steps=256, hidden=(8, 8),
+                         rollout_steps=64, update_epochs=1, minibatch_size=32)
+    set_seed(0)
+    calls, envs = HookCalls(), make_vec_env("InvertedPendulum-v5", 1, seed=0)
+    run = pg_loop(config, envs, GaussianPolicy([4, 8, 8, 1], -0.5), mlp([4, 8, 8, 1]), 150,
+                  lambda o: o.astype(np.float32), hooks=calls.hooks())
+    envs.close()
+    assert calls.logged == [64, 128, 150] and run.env_steps == 150  # two whole rollouts and 22
+    assert run.updates == calls.after_step == 2 + 2 + 1
+    assert calls.targets == 0  # no target network
 
 
 # --- contract ----------------------------------------------------------------------------------
@@ -363,7 +440,7 @@ def test_the_recovery_check_fails_when_nothing_is_learned(cartpole):
 @pytest.mark.slow
 def test_the_mask_check_fails_when_masks_are_not_held(cartpole, monkeypatch):
     """Without the mask hooks, pruned weights regrow: the zero-pattern comparison catches it."""
-    monkeypatch.setattr(PruningMask, "attach", lambda self, optimizer: None)
+    monkeypatch.setattr(PruningMask, "attach", lambda self: None)
     monkeypatch.setattr(PruningMask, "apply", lambda self: None)
     pruned, _, nets, _ = finetuned_runs(cartpole, seeds=range(1))
     regrown = sum(int(((w_in == 0) & (w_out != 0)).sum())

@@ -1,13 +1,14 @@
 import json
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from rlcomp.agents.policy import Policy
 from rlcomp.compress import compress
 from rlcomp.compress.export import onnx_session, policy_to_onnx
 from rlcomp.nets import ObsNormalizer, mlp
+from rlcomp.policy import Policy
 from rlcomp.probes.latency import (
     LatencyResult,
     eager_latency,
@@ -33,22 +34,75 @@ def mean_policy():
 def check(result, runtime, repeats=50, warmup=5):
     assert isinstance(result, LatencyResult)
     assert result.runtime == runtime
-    assert 0 < result.median_s <= result.p95_s < 1.0
     assert (result.repeats, result.warmup) == (repeats, warmup)
     d = result.to_dict()
     assert set(d) == {"runtime", "median_s", "p95_s", "repeats", "warmup"}
     json.dumps(d)
 
 
+class FakeClock:
+    """``perf_counter_ns`` that only moves when a decision runs: by the next planned duration."""
+
+    def __init__(self, durations_ns):
+        self.now, self.durations = 0, list(durations_ns)
+
+    def __call__(self):
+        return self.now
+
+    def decide(self, batch):
+        assert batch.shape[0] == 1
+        self.now += self.durations.pop(0)
+
+
+def test_median_and_p95_are_those_of_the_timed_calls_alone(monkeypatch):
+    import rlcomp.probes.latency as latency
+
+    # Two warm-up calls of a whole second each, then 20 calls of 1, 2, ..., 20 ms.
+    clock = FakeClock([10**9] * 2 + [ms * 10**6 for ms in range(1, 21)])
+    monkeypatch.setattr(latency.time, "perf_counter_ns", clock)
+    result = time_decisions(clock.decide, observations(3, 20), 2, "eager")
+    assert not clock.durations, "every planned call ran"
+    assert result.median_s == pytest.approx(10.5e-3)  # the median of 1..20 ms
+    assert result.p95_s == pytest.approx(19.05e-3)  # its 95th percentile (linear interpolation)
+    check(result, "eager", repeats=20, warmup=2)
+
+
+class Sleep(torch.nn.Module):
+    """Waits ``seconds`` in every forward pass: a policy whose decisions take at least that."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x):
+        time.sleep(self.seconds)
+        return x
+
+
 @pytest.mark.parametrize("make", [q_policy, mean_policy])
-def test_eager_latency_is_positive_and_p95_is_at_least_the_median(make):
+def test_eager_latency_times_the_policys_own_decisions(make):
     threads = torch.get_num_threads()
-    check(eager_latency(make(), repeats=50, warmup=5), "eager")
+    fast = make()
+    slow = make()
+    slow.net = torch.nn.Sequential(*slow.net, Sleep(0.004))
+    fast_result = eager_latency(fast, repeats=20, warmup=2)
+    slow_result = eager_latency(slow, repeats=20, warmup=2)
+    check(fast_result, "eager", repeats=20, warmup=2)
+    assert slow_result.median_s >= 0.004 > fast_result.median_s
     assert torch.get_num_threads() == threads
 
 
+def test_onnx_latency_times_the_exported_graph():
+    torch.manual_seed(0)
+    small = Policy(net=mlp([8, 16, 4]), action="argmax")
+    large = Policy(net=mlp([8, 2048, 2048, 4]), action="argmax")  # ~250x the multiply-adds
+    small_result = onnx_latency(small, repeats=50, warmup=5)
+    check(small_result, "onnx")
+    assert onnx_latency(large, repeats=50, warmup=5).median_s > 3 * small_result.median_s
+
+
 @pytest.mark.parametrize("make", [q_policy, mean_policy])
-def test_onnx_latency_is_positive_and_p95_is_at_least_the_median(make):
+def test_onnx_latency_runs_each_policy(make):
     check(onnx_latency(make(), repeats=50, warmup=5), "onnx")
 
 

@@ -15,12 +15,16 @@ from __future__ import annotations
 import nbformat
 import pandas as pd
 import pytest
+import yaml
+from matplotlib.figure import Figure
 
 from rlcomp import chapters
 from rlcomp.analysis import training
-from rlcomp.analysis.report import ENTRIES, Verdict, claims_html, portable_claims
+from rlcomp.analysis.figures import training_curves
 from rlcomp.analysis.tables import portable
+from rlcomp.analysis.verdict_table import ENTRIES, Verdict, claims_html, portable_claims
 from rlcomp.envs import CHAOTIC_ENVS
+from rlcomp.experiments import plans
 
 ROOT = chapters.ROOT
 NAMES = chapters.chapter_names()
@@ -41,8 +45,13 @@ def checked(cell) -> bool:
     return cell.cell_type == "code" and cell.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")
 
 
-def test_there_are_chapters():
-    assert "00-setup" in NAMES
+def test_the_chapter_files_the_toc_and_the_plans_name_the_same_chapters():
+    """A chapter missing from ``notebooks/``, from ``_toc.yml`` or from
+    ``plans.BOOK_CHAPTERS`` (or added to one of them only) fails here."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    in_toc = [e["file"] for e in toc["chapters"] if chapters.CHAPTER_PATTERN.match(e["file"])]
+    assert NAMES == in_toc == list(plans.BOOK_CHAPTERS)
+    assert set(plans.CHAPTERS) <= set(plans.BOOK_CHAPTERS)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -206,9 +215,9 @@ def test_target_descriptions_and_variants():
         "mean return >= 240 within 300k steps and 600 s")
     assert training.TARGETS["HalfCheetah-v5"].describe() == (
         "mean return >= 3000 within 1M steps and 1800 s")
-    assert training._variant(meta(algo="pg", clip=None)) == "vanilla"
-    assert training._variant(meta(algo="pg", clip=0.2)) == "PPO clip 0.2"
-    assert training._variant(meta()) == "n/a"
+    assert training.pg_variant(meta(algo="pg", clip=None)) == "vanilla"
+    assert training.pg_variant(meta(algo="pg", clip=0.2)) == "PPO clip 0.2"
+    assert training.pg_variant(meta()) == "n/a"
 
 
 def test_no_checkpoints_is_said_per_environment(tmp_path):
@@ -219,6 +228,9 @@ def test_no_checkpoints_is_said_per_environment(tmp_path):
     assert "no committed checkpoints for HalfCheetah-v5" in note
     assert "no committed policy-gradient checkpoints" in training.pg_variant_note(table)
     assert training.curve_table([]).empty
+    ax = Figure().subplots()
+    assert training_curves(training.curve_table([]), ax, env="LunarLander-v3").empty
+    assert any("no committed checkpoints" in t.get_text() for t in ax.texts)
 
 
 # What the checked cells show: portable and the verdicts every CPU agrees on.
@@ -228,7 +240,7 @@ def test_portable_keeps_the_environments_every_cpu_agrees_on():
         [("LunarLander-v3", "a"), ("HalfCheetah-v5", "a"), ("LunarLander-v3", "b")]))
     assert list(portable(wide).columns) == [("LunarLander-v3", "a"), ("LunarLander-v3", "b")]
     long = pd.DataFrame({"env": ["LunarLander-v3", "HalfCheetah-v5"], "train_seed": [0, 0],
-                         "mean_return": [1.0, 2.0]}).set_index(["env", "train_seed"])
+                         "return_mean": [1.0, 2.0]}).set_index(["env", "train_seed"])
     assert list(portable(long).index.get_level_values("env")) == ["LunarLander-v3"]
     assert portable(pd.DataFrame()).empty
     with pytest.raises(ValueError, match="portable needs"):

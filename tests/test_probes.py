@@ -10,8 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
-from rlcomp.agents.policy import Policy
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import (
     FactorizedLinear,
     FakeQuantLinear,
@@ -22,24 +21,19 @@ from rlcomp.compress import (
 )
 from rlcomp.envs import configure_torch, make_env
 from rlcomp.nets import mlp
+from rlcomp.policy import Policy
 from rlcomp.probes.resources import (
     DEFAULT_LOADER,
     _loader_name,
     isolated_resident_bytes,
-    load_policy,
     pin_to_one_core,
+    policy_from_file,
 )
-from rlcomp.probes.rollout import BATCH_ROWS, EvalResult, evaluate_policy
 from rlcomp.probes.size import (
     ModelSize,
-    count_nonzero_weights,
-    count_params,
-    count_scales,
-    count_weights,
-    flops_per_decision,
     model_size,
-    sparse_flops_per_decision,
 )
+from rlcomp.rollout import BATCH_ROWS, EvalResult, evaluate_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 LUNAR = ROOT / "checkpoints" / "LunarLander-v3__ddqn__0"
@@ -172,7 +166,7 @@ def test_size_of_one_linear_layer():
     assert size == ModelSize(params=8, weights=6, nonzero_weights=6, biases=2, scales=0,
                              flops=12, sparse_flops=12, tensor_bytes=32)
     assert size.to_dict()["sparsity"] == 0.0
-    assert count_params(nn.Linear(3, 2, bias=False)) == 6
+    assert model_size(nn.Linear(3, 2, bias=False)).params == 6
 
 
 def test_size_of_mlp_with_zeros():
@@ -180,12 +174,11 @@ def test_size_of_mlp_with_zeros():
     with torch.no_grad():
         net[0].weight[0] = 0.0  # 3 zeros
         net[2].weight[1, 2] = 0.0  # 1 zero
-    assert count_params(net) == 12 + 4 + 8 + 2
-    assert count_weights(net) == 20
-    assert count_nonzero_weights(net) == 16
-    assert flops_per_decision(net) == 40
-    assert sparse_flops_per_decision(net) == 32
-    assert model_size(net).sparsity == pytest.approx(4 / 20)
+    size = model_size(net)
+    assert size.params == 12 + 4 + 8 + 2
+    assert (size.weights, size.nonzero_weights) == (20, 16)
+    assert (size.flops, size.sparse_flops) == (40, 32)
+    assert size.sparsity == pytest.approx(4 / 20)
 
 
 def test_size_of_factorized_layer_counts_both_factors():
@@ -208,7 +201,6 @@ def test_size_of_quantized_layer_counts_int8_values_and_scales_apart():
     assert size.nonzero_weights == 3 + 0 + 3
     assert size.flops == 24 and size.sparse_flops == 12
     assert size.tensor_bytes == 12 * 1 + 3 * 1 + 4 * 4
-    assert count_scales(quantized) == 4
     no_bias = model_size(QuantizedLinear(*quantize_per_channel(layer.weight)))
     assert (no_bias.params, no_bias.scales, no_bias.tensor_bytes) == (12, 3, 12 + 3 * 4)
 
@@ -258,7 +250,7 @@ def test_pin_to_one_core_and_restore():
 
 
 def test_loader_names():
-    assert _loader_name(load_policy) == DEFAULT_LOADER
+    assert _loader_name(policy_from_file) == DEFAULT_LOADER
     assert _loader_name("pkg.mod:fn") == "pkg.mod:fn"
     for bad in ("no_colon", ":fn", "mod:", lambda path: path):
         with pytest.raises(ValueError):

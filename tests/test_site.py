@@ -16,7 +16,7 @@ import yaml
 from selenium.webdriver.support.ui import WebDriverWait
 
 from rlcomp import chapters
-from rlcomp.analysis.report import ENTRIES
+from rlcomp.analysis.verdict_table import ENTRIES
 
 ROOT = chapters.ROOT
 CHROMIUM = shutil.which("chromium")

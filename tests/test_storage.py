@@ -1,4 +1,5 @@
 import dataclasses
+import io
 import pickle
 
 import numpy as np
@@ -7,16 +8,18 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from rlcomp.agents.policy import Policy
 from rlcomp.compress import QuantizedLinear, compress
 from rlcomp.compress.storage import (
     StorageError,
     is_compressed_file,
+    load_checkpoint_or_compressed,
     load_compressed,
     save_compressed,
-    theoretical_bytes,
 )
+from rlcomp.files import SafetensorsError, read_safetensors, safetensors_bytes
 from rlcomp.nets import ObsNormalizer, mlp
+from rlcomp.policy import Policy
+from rlcomp.probes.size import theoretical_bytes
 
 SPECS = ["dense", "prune=0.5", "prune=0.9", "prune=0.9,scope=layer", "prune=0.5,structured=true",
          "lowrank=0.5", "lowrank=0.9", "lowrank=0.75,keep_io=true", "quant=8", "quant=8,mode=qat",
@@ -139,16 +142,64 @@ def test_theoretical_bytes_by_hand():
 
 # --- safety and failure --------------------------------------------------------------------------
 
-def test_loading_never_unpickles(tmp_path, monkeypatch):
-    _, path, _ = save(tmp_path, gaussian_policy(), "lowrank=0.5+prune=0.5")
+def test_the_one_safetensors_reader_reads_what_the_writer_wrote():
+    tensors = {"b": torch.arange(5, dtype=torch.int8), "a": torch.randn(3, 2, dtype=torch.float64)}
+    blob = safetensors_bytes(tensors, {"format": "x/1", "note": "é"})
+    metadata, read = read_safetensors(blob)
+    assert metadata == {"format": "x/1", "note": "é"}
+    assert set(read) == {"a", "b"} and all(torch.equal(read[k], tensors[k]) for k in tensors)
+    for bad, reason in ((b"", "too short"), (b"\xff" * 8 + b"{}", "bad or truncated header"),
+                        (b"\x04" + b"\0" * 7 + b"nope", "not JSON"),
+                        (b"\x02" + b"\0" * 7 + b"[]", "not a JSON object"),
+                        (blob[:-3], "damaged safetensors file")):
+        with pytest.raises(SafetensorsError, match=reason) as info:
+            read_safetensors(bad)
+        assert "\n" not in str(info.value)
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("unpickling attempted")
 
-    monkeypatch.setattr(pickle, "loads", refuse)
-    monkeypatch.setattr(pickle, "load", refuse)
-    monkeypatch.setattr(torch, "load", refuse)
-    load_compressed(path)
+class Trap:
+    """Unpickling this creates the file ``path``: proof that pickled code ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def evil_bytes(kind, marker, tmp_path):
+    """A file whose unpickling creates ``marker``: a pickle, a ``torch.save`` zip, or a pickle
+    inside a file that starts as a valid compressed rlcomp file (header and metadata intact)."""
+    payload = {"net.0.weight": torch.zeros(4, 8), "trap": Trap(marker)}
+    if kind == "pickle":
+        return pickle.dumps(payload)
+    if kind == "torch.save":
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        return buffer.getvalue()
+    _, path, _ = save(tmp_path, qpolicy(), "prune=0.5", name="genuine.rlc.safetensors")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    blob = pickle.dumps(payload)
+    blob += b"\0" * (-len(blob) % 4)
+    return safetensors_bytes({"float32": torch.frombuffer(bytearray(blob), dtype=torch.float32)},
+                             meta)
+
+
+@pytest.mark.parametrize("kind", ["pickle", "torch.save", "pickle-in-compressed-file"])
+def test_loading_a_pickle_bearing_file_runs_no_pickled_code(tmp_path, kind):
+    marker = tmp_path / "pickled-code-ran"
+    path = tmp_path / "evil.rlc.safetensors"
+    path.write_bytes(evil_bytes(kind, marker, tmp_path))
+    with pytest.raises(StorageError) as info:
+        load_compressed(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    with pytest.raises(ValueError):
+        load_checkpoint_or_compressed(path)
+    assert not marker.exists(), "loading unpickled the file"
+    # The trap is real: unpickling the same payload does create the marker.
+    pickle.loads(pickle.dumps(Trap(marker)))
+    assert marker.exists()
 
 
 def test_unsupported_layer_writes_nothing(tmp_path):
@@ -216,7 +267,7 @@ def test_compressed_tensors_are_contiguous_like_loaded_ones(tmp_path, spec, make
 
 SCRIPT = """
 import hashlib, sys, torch
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint, save_checkpoint
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint, save_checkpoint
 from rlcomp.compress import compress
 from rlcomp.compress.storage import compressed_file_bytes
 import dataclasses

@@ -14,14 +14,13 @@ import threading
 import pandas as pd
 import pytest
 
-from rlcomp.compress.specs import LowRankSpec, PruneSpec
+from rlcomp.compress.specs import LowRankSpec, PruneSpec, spec_columns
 from rlcomp.experiments import (
     COLUMNS,
     SCHEMA_VERSION,
     ResultStore,
     StoreError,
     job_key,
-    spec_columns,
 )
 
 PROBE = {"episodes": 3, "num_envs": 1, "isolation": False}

@@ -12,8 +12,23 @@ import torch
 from torch import nn
 
 from rlcomp.agents.ddqn import DDQNConfig, double_dqn_target, epsilon_at
-from rlcomp.agents.pg import gae, reward_to_go
-from rlcomp.analysis.stats import iqm, summarize_returns
+from rlcomp.agents.pg import gae
+from rlcomp.stats import iqm, summarize_returns
+
+
+def reward_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float,
+                 last_values: np.ndarray | None = None) -> np.ndarray:
+    """Reference: discounted return from each step to the end of its episode (or rollout).
+
+    GAE with lambda = 1 must equal this minus the values; the agent itself needs only GAE.
+    """
+    T = rewards.shape[0]
+    out = np.zeros_like(rewards, dtype=np.float64)
+    running = np.zeros(rewards.shape[1:]) if last_values is None else np.asarray(last_values, float)
+    for t in reversed(range(T)):
+        running = rewards[t] + gamma * running * (1.0 - dones[t])
+        out[t] = running
+    return out
 
 
 def linear(weight):

@@ -2,9 +2,7 @@
 
 import pytest
 
-from rlcomp.analysis.claims import CONFIRMED, NOT_RESOLVED, REFUTED
-from rlcomp.analysis.report import all_claims, claims_html, claims_markdown
-from rlcomp.analysis.verdicts import (
+from rlcomp.analysis.claims import (
     finetune_no_gain,
     keep_io_remedy,
     minor_compression_gain,
@@ -12,6 +10,9 @@ from rlcomp.analysis.verdicts import (
     quant_cpu_ram,
     quant_storage,
 )
+from rlcomp.analysis.verdict_rules import CONFIRMED, NOT_RESOLVED, REFUTED
+from rlcomp.analysis.verdict_table import ENTRIES, all_claims, claims_html
+from rlcomp.experiments import plans
 from rlcomp.experiments.store import ResultStore
 
 ENVS = {"LunarLander-v3": 200.0, "HalfCheetah-v5": 5000.0}
@@ -71,13 +72,14 @@ def test_missing_results_are_never_resolved(frame):
 
 
 def test_verdict_table_links_every_claim_to_a_figure(frame):
-    verdicts = all_claims({"01-pruning": frame, "03-quantization": frame})
-    table = claims_markdown(verdicts)
-    assert table.count("\n") == len(verdicts) + 1
-    assert "(01-pruning.html#fig-pruning-return)" in table
-    assert "(03-quantization.html#fig-quant-storage)" in table
-    deterministic = claims_markdown(verdicts, deterministic_only=True)
-    assert "cpu_seconds_per_step" in table and "cpu_seconds_per_step" not in deterministic
+    verdicts = all_claims({plans.PRUNING: frame, plans.QUANTIZATION: frame})
     page = claims_html(verdicts)
     assert page.count("<tr>") == len(verdicts) + 1
     assert '<a href="01-pruning.html#fig-pruning-return">' in page
+    assert '<a href="03-quantization.html#fig-quant-storage">' in page
+    deterministic = claims_html(verdicts, deterministic_only=True)
+    assert "cpu_seconds_per_step" in page and "cpu_seconds_per_step" not in deterministic
+
+
+def test_every_verdict_names_a_chapter_that_runs_a_sweep():
+    assert {e.chapter for e in ENTRIES} <= set(plans.CHAPTERS)

@@ -5,6 +5,10 @@ The online network chooses the next action and the target network scores it
 epsilon-greedy schedule, the Huber loss and a periodically copied target network. The run keeps the
 snapshot with the best greedy evaluation, measured on seeds disjoint from those of the final
 100-episode evaluation.
+
+:func:`ddqn_loop` is the one training loop; :func:`train_ddqn` runs it from a new network and
+fine-tuning (:mod:`rlcomp.retrain.finetune`) from a compressed one, both through its hook points
+(:class:`rlcomp.agents.common.Hooks`).
 """
 
 from __future__ import annotations
@@ -13,21 +17,25 @@ import copy
 import time
 from dataclasses import asdict, dataclass
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rlcomp.agents.common import (
-    SELECTION_SEED_BASE,
+    NO_HOOKS,
+    Hooks,
+    LoopResult,
     ProgressFn,
+    SnapshotSelection,
     TrainResult,
     check_disjoint_seeds,
 )
-from rlcomp.agents.policy import Policy
 from rlcomp.envs import make_env, resolve_env_id, set_seed
 from rlcomp.nets import as_tensor, mlp
-from rlcomp.probes.rollout import evaluate_policy
+from rlcomp.policy import Policy
+from rlcomp.rollout import evaluate_policy
 
 
 @dataclass(frozen=True)
@@ -201,31 +209,42 @@ def greedy_policy(q_net: nn.Module) -> Policy:
     return Policy(net=q_net, action="argmax")
 
 
-def train_ddqn(config: DDQNConfig, progress: ProgressFn | None = None) -> TrainResult:
-    """Train a Double DQN agent and evaluate its best snapshot on the final evaluation seeds."""
-    wall_start, cpu_start = time.perf_counter(), time.process_time()
-    env_id = resolve_env_id(config.env_id, notify=False)
-    set_seed(config.seed)
-    env = make_env(env_id)
-    if not hasattr(env.action_space, "n"):
-        raise ValueError(f"Double DQN needs discrete actions; {env_id} has {env.action_space}")
+def ddqn_loop(
+    config: DDQNConfig,
+    env: gym.Env,
+    q_net: nn.Module,
+    steps: int,
+    episode_seed: int,
+    hooks: Hooks = NO_HOOKS,
+) -> LoopResult:
+    """Double DQN's training loop: ``steps`` steps of ``env`` while ``q_net`` learns (in place).
+
+    Training and fine-tuning both run this loop. Each environment step picks an epsilon-greedy
+    action, stores the transition in the replay buffer and, every ``train_freq`` steps after
+    ``learning_starts``, takes ``gradient_steps`` gradient steps on sampled batches; every
+    ``target_update_interval`` steps the target network becomes a copy of the online one.
+
+    Args:
+        config: the run's settings; ``seed`` seeds exploration (``seed + 1``) and replay sampling,
+            ``total_steps`` sets the exploration schedule (:func:`epsilon_at`).
+        env: the environment (discrete actions); the loop resets it and leaves it open.
+        q_net: the starting online network, trained in place; the optimizer is a fresh Adam.
+        steps: environment steps to take.
+        episode_seed: the seed of the first episode's reset (later episodes continue its RNG).
+        hooks: ``target`` makes the target network from ``q_net``, ``after_optimizer_step`` runs
+            after each gradient step, ``log`` after each environment step.
+    """
     obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
-    sizes = [obs_dim, *config.hidden, n_actions]
-
-    q_net = mlp(sizes)
-    target_net = copy.deepcopy(q_net)
+    target_net = hooks.target(q_net)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.lr, fused=True)
-    buffer = ReplayBuffer(config.buffer_size, obs_dim, seed=config.seed)
+    buffer = ReplayBuffer(min(config.buffer_size, steps), obs_dim, seed=config.seed)
     explore_rng = np.random.default_rng(config.seed + 1)
+    curve: dict[str, list] = {"episode_end_step": [], "episode_return": []}
+    updates = 0
 
-    curve: dict[str, list] = {"episode_end_step": [], "episode_return": [],
-                              "eval_step": [], "eval_mean_return": []}
-    best_return, best_state, best_step = -np.inf, copy.deepcopy(q_net.state_dict()), 0
-    eval_round = 0
-
-    obs, _ = env.reset(seed=config.seed)
+    obs, _ = env.reset(seed=episode_seed)
     episode_return = 0.0
-    for step in range(1, config.total_steps + 1):
+    for step in range(1, steps + 1):
         action = epsilon_greedy(q_net, obs, epsilon_at(step, config), explore_rng, n_actions)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated)
@@ -241,33 +260,49 @@ def train_ddqn(config: DDQNConfig, progress: ProgressFn | None = None) -> TrainR
                 batch = buffer.sample(config.batch_size)
                 gradient_step(q_net, target_net, optimizer, batch, config.gamma,
                               config.max_grad_norm)
+                hooks.after_optimizer_step()
+                updates += 1
         if step % config.target_update_interval == 0:
             target_net.load_state_dict(q_net.state_dict())
+        hooks.log(step, curve)
+    return LoopResult(env_steps=steps, updates=updates, curve=curve)
 
+
+def train_ddqn(config: DDQNConfig, progress: ProgressFn | None = None) -> TrainResult:
+    """Train a Double DQN agent and evaluate its best snapshot on the final evaluation seeds."""
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    env_id = resolve_env_id(config.env_id, notify=False)
+    set_seed(config.seed)
+    env = make_env(env_id)
+    if not hasattr(env.action_space, "n"):
+        raise ValueError(f"Double DQN needs discrete actions; {env_id} has {env.action_space}")
+    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+    sizes = [obs_dim, *config.hidden, n_actions]
+    q_net = mlp(sizes)
+    selection = SnapshotSelection(env_id, config.eval_episodes,
+                                  initial=copy.deepcopy(q_net.state_dict()))
+
+    def log(step: int, curve: dict[str, list]) -> None:
+        # Evaluate the greedy policy on selection seeds now and then; keep the best snapshot.
         if step % config.eval_interval == 0 or step == config.total_steps:
-            selection_seed = SELECTION_SEED_BASE + eval_round * config.eval_episodes
-            result = evaluate_policy(greedy_policy(q_net), env_id, config.eval_episodes,
-                                     seed=selection_seed)
-            eval_round += 1
-            mean_return = float(np.mean(result.returns))
-            curve["eval_step"].append(step)
-            curve["eval_mean_return"].append(mean_return)
-            if mean_return >= best_return:
-                best_return, best_step = mean_return, step
-                best_state = copy.deepcopy(q_net.state_dict())
+            selection.evaluate(greedy_policy(q_net), step,
+                               lambda: copy.deepcopy(q_net.state_dict()))
         if progress is not None and (step % 1000 == 0 or step == config.total_steps):
             recent = curve["episode_return"][-20:]
             progress(step, float(np.mean(recent)) if recent else None)
+
+    run = ddqn_loop(config, env, q_net, config.total_steps, episode_seed=config.seed,
+                    hooks=Hooks(log=log))
     env.close()
 
-    q_net.load_state_dict(best_state)
+    q_net.load_state_dict(selection.best)
     final = evaluate_policy(greedy_policy(q_net), env_id, config.final_eval_episodes,
                             seed=config.final_eval_seed)
     return TrainResult(
         tensors={f"net.{k}": v.detach().clone() for k, v in q_net.state_dict().items()},
         architecture={"net": sizes},
-        curve=curve,
-        selected_step=best_step,
+        curve={**run.curve, **selection.curve},
+        selected_step=selection.best_step,
         final_eval=final.summary(),
         train_steps=config.total_steps,
         wall_seconds=time.perf_counter() - wall_start,

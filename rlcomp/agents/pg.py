@@ -7,6 +7,10 @@ per-minibatch advantage normalisation. ``clip=None`` optimises the vanilla polic
 Observations (and, for training only, rewards) are normalised by running statistics, as
 Stable-Baselines3's ``VecNormalize`` does; the observation statistics are saved with the policy and
 applied outside the network that gets compressed.
+
+:func:`pg_loop` is the one training loop; :func:`train_pg` runs it from new networks and
+fine-tuning (:mod:`rlcomp.retrain.finetune`) from a compressed policy, both through its hook points
+(:class:`rlcomp.agents.common.Hooks`).
 """
 
 from __future__ import annotations
@@ -23,15 +27,18 @@ import torch
 from torch import nn
 
 from rlcomp.agents.common import (
-    SELECTION_SEED_BASE,
+    NO_HOOKS,
+    Hooks,
+    LoopResult,
     ProgressFn,
+    SnapshotSelection,
     TrainResult,
     check_disjoint_seeds,
 )
-from rlcomp.agents.policy import Policy
 from rlcomp.envs import make_vec_env, resolve_env_id, set_seed
 from rlcomp.nets import ObsNormalizer, RunningMeanStd, as_tensor, mlp
-from rlcomp.probes.rollout import evaluate_policy
+from rlcomp.policy import Policy
+from rlcomp.rollout import evaluate_policy
 
 
 @dataclass(frozen=True)
@@ -103,26 +110,6 @@ class PGConfig:
         if self.total_steps < self.rollout_steps * self.num_envs:
             raise ValueError(f"total_steps must be >= rollout_steps * num_envs = "
                              f"{self.rollout_steps * self.num_envs}, got {self.total_steps}")
-
-
-def reward_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float,
-                 last_values: np.ndarray | None = None) -> np.ndarray:
-    """Discounted return from each step to the end of its episode (or of the rollout).
-
-    Args:
-        rewards: shaped ``(T, N)``, ``N`` environments.
-        dones: shaped ``(T, N)``; ``dones[t]`` is 1 where an episode ended with step ``t``.
-        gamma: discount factor.
-        last_values: shaped ``(N,)``, the value that bootstraps an episode still running after the
-            last step (zeros if omitted).
-    """
-    T = rewards.shape[0]
-    out = np.zeros_like(rewards, dtype=np.float64)
-    running = np.zeros(rewards.shape[1:]) if last_values is None else np.asarray(last_values, float)
-    for t in reversed(range(T)):
-        running = rewards[t] + gamma * running * (1.0 - dones[t])
-        out[t] = running
-    return out
 
 
 def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,
@@ -313,6 +300,7 @@ def update_on_rollout(
     rollout: Rollout,
     config: PGConfig,
     batch_rng: np.random.Generator,
+    hooks: Hooks = NO_HOOKS,
 ) -> int:
     """GAE on the rollout, then ``update_epochs`` passes of shuffled minibatches.
 
@@ -325,6 +313,7 @@ def update_on_rollout(
         config: ``gamma``, ``gae_lambda``, ``update_epochs``, ``minibatch_size``, ``clip``,
             ``ent_coef``, ``vf_coef`` and ``max_grad_norm`` are used.
         batch_rng: shuffles the minibatches.
+        hooks: ``after_optimizer_step`` runs after each gradient step.
 
     Returns:
         The number of gradient steps taken.
@@ -361,8 +350,70 @@ def update_on_rollout(
             loss.backward()
             nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
             optimizer.step()
+            hooks.after_optimizer_step()
             updates += 1
     return updates
+
+
+def pg_loop(
+    config: PGConfig,
+    envs: gym.vector.VectorEnv,
+    policy: GaussianPolicy,
+    value_net: nn.Module,
+    steps: int,
+    normalize: Callable[[np.ndarray], np.ndarray],
+    obs_rms: RunningMeanStd | None = None,
+    hooks: Hooks = NO_HOOKS,
+) -> LoopResult:
+    """Policy gradient's training loop: rollouts of ``envs``, each followed by updates (in place).
+
+    Training and fine-tuning both run this loop. It runs ``steps // (rollout_steps * num_envs)``
+    whole rollouts of ``rollout_steps`` steps per environment, then one shorter rollout with the
+    steps left over, if any (rounded down to a multiple of ``num_envs``). Training's budget is a
+    multiple (whole rollouts only); a fine-tuning budget may end inside a rollout.
+
+    Args:
+        config: the run's settings; ``seed + 1`` seeds the minibatch order, ``normalize_reward``
+            starts new reward statistics.
+        envs: the vector environment (:func:`rlcomp.envs.make_vec_env`, already reset and seeded);
+            the loop leaves it open.
+        policy: the starting Gaussian policy, trained in place.
+        value_net: the starting value network, trained in place. The optimizer is a fresh Adam
+            over both.
+        steps: environment steps to take, all environments together.
+        normalize: raw observations to the networks' inputs.
+        obs_rms: observation statistics updated with every new observation before ``normalize``
+            sees it (training); none to leave the normalisation as it is (fine-tuning).
+        hooks: ``after_optimizer_step`` runs after each gradient step, ``log`` after each
+            rollout's update.
+    """
+    space = envs.single_action_space
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+    params = list(policy.parameters()) + list(value_net.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5, fused=True)
+    batch_rng = np.random.default_rng(config.seed + 1)
+    ret_rms = RunningMeanStd(()) if config.normalize_reward else None
+    N = config.num_envs
+    raw_obs = envs.initial_obs
+    if obs_rms is not None:
+        obs_rms.update(raw_obs)
+    state = RolloutState(obs=normalize(raw_obs), discounted=np.zeros(N),
+                         episode_returns=np.zeros(N), ret_rms=ret_rms,
+                         curve={"episode_end_step": [], "episode_return": []})
+    per_rollout = config.rollout_steps * N
+    lengths = [config.rollout_steps] * (steps // per_rollout)
+    if (steps % per_rollout) // N:
+        lengths.append((steps % per_rollout) // N)
+
+    updates = 0
+    for length in lengths:
+        # Collect a rollout of `length` steps in each of the N environments, then learn from it.
+        rollout = collect_rollout(policy, value_net, envs, state, length, config, normalize,
+                                  obs_rms, low, high)
+        updates += update_on_rollout(policy, value_net, optimizer, params, rollout, config,
+                                     batch_rng, hooks)
+        hooks.log(state.step, state.curve)
+    return LoopResult(env_steps=state.step, updates=updates, curve=state.curve)
 
 
 def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResult:
@@ -380,11 +431,7 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
 
     policy = GaussianPolicy(sizes, config.log_std_init)
     value_net = mlp([obs_dim, *config.hidden, 1])
-    params = list(policy.parameters()) + list(value_net.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5, fused=True)
-    batch_rng = np.random.default_rng(config.seed + 1)
     obs_rms = RunningMeanStd((obs_dim,)) if config.normalize_obs else None
-    ret_rms = RunningMeanStd(()) if config.normalize_reward else None
 
     def normalize(o: np.ndarray) -> np.ndarray:
         if obs_rms is None:
@@ -392,44 +439,30 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
         return np.clip((o - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -10, 10).astype(
             np.float32)
 
-    T, N = config.rollout_steps, config.num_envs
-    curve: dict[str, list] = {"episode_end_step": [], "episode_return": [],
-                              "eval_step": [], "eval_mean_return": []}
-    best = (-np.inf, 0, None)
-    eval_round, next_eval = 0, config.eval_interval
+    # Training runs whole rollouts only. After a rollout's update, once eval_interval steps have
+    # passed and after the last rollout, evaluate the mean action on selection seeds; keep the best.
+    per_rollout = config.rollout_steps * config.num_envs
+    budget = config.total_steps // per_rollout * per_rollout
+    selection = SnapshotSelection(env_id, config.eval_episodes)
+    next_eval = config.eval_interval
 
-    raw_obs = envs.initial_obs
-    if obs_rms is not None:
-        obs_rms.update(raw_obs)
-    state = RolloutState(obs=normalize(raw_obs), discounted=np.zeros(N),
-                         episode_returns=np.zeros(N), ret_rms=ret_rms, curve=curve)
-    n_rollouts = config.total_steps // (T * N)
-    for rollout in range(n_rollouts):
-        # Collect a rollout of T steps in each of the N environments, then learn from it.
-        batch = collect_rollout(policy, value_net, envs, state, T, config, normalize, obs_rms,
-                                low, high)
-        update_on_rollout(policy, value_net, optimizer, params, batch, config, batch_rng)
-
-        # Evaluate the mean action on selection seeds; keep the best snapshot.
-        if state.step >= next_eval or rollout == n_rollouts - 1:
+    def log(step: int, curve: dict[str, list]) -> None:
+        nonlocal next_eval
+        if step >= next_eval or step == budget:
             next_eval += config.eval_interval
-            selection_seed = SELECTION_SEED_BASE + eval_round * config.eval_episodes
-            result = evaluate_policy(mean_policy(policy, obs_rms, low, high), env_id,
-                                     config.eval_episodes, seed=selection_seed)
-            eval_round += 1
-            mean_return = float(np.mean(result.returns))
-            curve["eval_step"].append(state.step)
-            curve["eval_mean_return"].append(mean_return)
-            if mean_return >= best[0]:
-                best = (mean_return, state.step, (copy.deepcopy(policy.state_dict()),
-                                            copy.deepcopy(value_net.state_dict()),
-                                            copy.deepcopy(obs_rms)))
+            selection.evaluate(mean_policy(policy, obs_rms, low, high), step,
+                               lambda: (copy.deepcopy(policy.state_dict()),
+                                        copy.deepcopy(value_net.state_dict()),
+                                        copy.deepcopy(obs_rms)))
         if progress is not None:
             recent = curve["episode_return"][-10:]
-            progress(state.step, float(np.mean(recent)) if recent else None)
+            progress(step, float(np.mean(recent)) if recent else None)
+
+    run = pg_loop(config, envs, policy, value_net, budget, normalize, obs_rms,
+                  hooks=Hooks(log=log))
     envs.close()
 
-    _, best_step, (policy_state, value_state, obs_rms) = best
+    policy_state, value_state, obs_rms = selection.best
     policy.load_state_dict(policy_state)
     value_net.load_state_dict(value_state)
     final = evaluate_policy(mean_policy(policy, obs_rms, low, high), env_id,
@@ -444,10 +477,10 @@ def train_pg(config: PGConfig, progress: ProgressFn | None = None) -> TrainResul
     return TrainResult(
         tensors=tensors,
         architecture={"net": sizes, "value_net": [obs_dim, *config.hidden, 1]},
-        curve=curve,
-        selected_step=best_step,
+        curve={**run.curve, **selection.curve},
+        selected_step=selection.best_step,
         final_eval=final.summary(),
-        train_steps=state.step,
+        train_steps=run.env_steps,
         wall_seconds=time.perf_counter() - wall_start,
         cpu_seconds=time.process_time() - cpu_start,
         extra={"config": asdict(config), "action_bounds": [low.tolist(), high.tolist()]},

@@ -6,12 +6,13 @@ import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from rlcomp.agents.checkpoint import checkpoint_paths, save_checkpoint
-from rlcomp.agents.common import ProgressFn, TrainResult, provenance, run_name
+from rlcomp.agents.common import ProgressFn, TrainResult, run_name
 from rlcomp.agents.ddqn import DDQNConfig, train_ddqn
 from rlcomp.agents.pg import PGConfig, train_pg
+from rlcomp.checkpoint import checkpoint_paths, save_checkpoint
 from rlcomp.envs import resolve_env_id
 from rlcomp.files import check_writable
+from rlcomp.provenance import provenance
 
 CONFIGS: dict[str, type] = {"ddqn": DDQNConfig, "pg": PGConfig}
 """Config dataclass of each algorithm."""

@@ -1,44 +1,34 @@
-"""The study's claims, what we measured for each, and a verdict by a stated rule.
+"""The study's claims, and the test of each on the tidy results frame with its rule and margin.
 
-A claim is a sentence of the poster tied to a figure (:class:`Claim`, :data:`POSTER_CLAIMS`). A
-measurement is a paired difference between two sets of results with its bootstrap interval over
-training seeds (:func:`difference_ci`). A verdict turns the interval into ``confirmed``,
-``refuted`` or ``not resolved`` by one of three rules, decided before looking at the numbers:
+A claim is a sentence of the poster tied to a figure (:class:`Claim`, :data:`POSTER_CLAIMS`, and
+:data:`KEEP_IO_CLAIM`, the poster's proposed remedy). One function per claim (named after it,
+e.g. :func:`quant_storage` for ``quant-storage``) takes the tidy frame (of one chapter's sweep or
+of the whole store), measures the claim's effect and returns a :class:`ClaimResult`: the
+measurement, the rule and its margin, and so the verdict. The rules and margins are fixed here,
+before any number is seen; every difference is paired by environment and training seed, in
+percent of the baseline where the two environments' scales differ.
 
-- ``no change`` ("X does not change Y", tolerance ``t`` >= 0): confirmed if the whole interval of
-  the difference lies within ``[-t, t]``; refuted if it lies wholly outside (``high < -t`` or
-  ``low > t``); otherwise not resolved.
-- ``reduces`` ("X reduces Y", margin ``m`` >= 0): confirmed if the whole interval lies below
-  ``-m`` (``high < -m``); refuted if it lies wholly at or above ``-m`` (``low >= -m``: no
-  reduction of at least ``m``); otherwise not resolved.
-- ``increases`` ("X increases Y"): the mirror image, confirmed if ``low > m``, refuted if
-  ``high <= m``.
-
-A measurement without seeds (NaN) is never resolved. :func:`claims_table` lays the results out
-for the book's introduction.
+How a measurement becomes a verdict (the paired difference and the three rules) is in
+:mod:`rlcomp.analysis.verdict_rules`; the chapters show each result under its figure and the book
+tabulates them all (:mod:`rlcomp.analysis.verdict_table`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from rlcomp.analysis.stats import EMPTY, Interval, bootstrap_ci
-
-CONFIRMED = "confirmed"
-"""The interval supports the claim by its rule."""
-REFUTED = "refuted"
-"""The interval contradicts the claim by its rule."""
-NOT_RESOLVED = "not resolved"
-"""The interval is too wide, or straddles the rule's boundary, or there is no measurement."""
+from rlcomp.analysis.selection import GRID_METHODS
+from rlcomp.analysis.verdict_rules import describe, difference_ci, verdict
+from rlcomp.envs import STUDY_ENVS
+from rlcomp.stats import EMPTY, Interval
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the study, where it is shown, and where our figure is."""
+    """One claim of the study and where the study shows it."""
 
     id: str
     """Short stable name, e.g. ``quant-cpu-ram``."""
@@ -46,8 +36,6 @@ class Claim:
     """The claim in the study's words (or close to them)."""
     figure: str
     """The study's figure, e.g. ``Fig 3``, or ``text``."""
-    link: str = ""
-    """Where our figure is (a book-relative link); empty for none."""
 
 
 POSTER_CLAIMS = (
@@ -68,151 +56,19 @@ POSTER_CLAIMS = (
     Claim("quant-storage", "8-bit quantization shrinks the stored model from 0.3 MB to 0.1 MB "
           "(0.075 MB theoretical).", "text"),
 )
-"""The poster's claims, in its order (``dataclasses.replace(claim, link=...)`` adds our figure)."""
+"""The poster's claims, in its order."""
+
+KEEP_IO_CLAIM = Claim(
+    "keep-io-remedy", "Setting minimum ranks for the input/output layers would mitigate the "
+    "steeper drop-off in performance at higher levels of rank reduction.", "Conclusion")
+"""The study's proposed improvement (its conclusion's future direction), measured in chapter 02."""
+
+CLAIMS = {claim.id: claim for claim in POSTER_CLAIMS}
+"""The poster's claims by id."""
 
 POSTER_STORAGE_MB = {"dense": 0.3, "int8": 0.1, "theoretical": 0.075}
-"""The poster's reported storage in MB, keyed as :data:`rlcomp.analysis.figures.STORAGE_BARS`."""
-
-
-def difference_ci(frame_a: pd.DataFrame, frame_b: pd.DataFrame, metric: str | None = "return_mean",
-                  *, statistic: str = "mean", relative: bool = False,
-                  pair_on: Sequence[str] = ("env", "train_seed"), confidence: float = 0.95,
-                  reps: int = 2000, random_state: int = 0) -> Interval:
-    """The paired difference A - B over training seeds, with its bootstrap interval.
-
-    Each side's value for a seed is the mean of its rows of ``metric`` for that seed (over
-    evaluation seeds, levels or whatever else the frame holds). Seeds present on both sides are
-    paired; the per-seed differences ``a - b`` (or ``100 * (a - b) / |b|`` when ``relative``) are
-    resampled by seed with :func:`rlcomp.analysis.stats.bootstrap_ci`, so the interval keeps the
-    pairing.
-
-    Args:
-        frame_a: tidy rows of the treatment (e.g. quantized).
-        frame_b: tidy rows of the baseline (e.g. dense).
-        metric: the metric compared; None when both frames hold one metric already.
-        statistic: ``mean`` or ``iqm`` of the per-seed differences.
-        relative: differences in percent of the baseline.
-        pair_on: the columns that identify a seed on both sides.
-        confidence: coverage of the interval.
-        reps: bootstrap resamples.
-        random_state: seed of the resampling.
-
-    Returns:
-        ``Interval(estimate, ci_low, ci_high, n_seeds)``; all NaN with 0 seeds when no seed is on
-        both sides.
-    """
-    keys = list(pair_on)
-    sides = []
-    for side in (frame_a, frame_b):
-        rows = side if metric is None else side[side["metric"] == metric]
-        sides.append(rows.groupby(keys)["value"].mean())
-    pairs = pd.concat(sides, axis=1, keys=["a", "b"], join="inner").dropna()
-    if pairs.empty:
-        return EMPTY
-    diff = pairs["a"] - pairs["b"]
-    if relative:
-        diff = 100.0 * diff / pairs["b"].abs()
-    return bootstrap_ci(diff.to_numpy(), statistic, confidence, reps, random_state)
-
-
-def _unresolvable(measured: Interval) -> bool:
-    return any(math.isnan(v) for v in (measured.ci_low, measured.ci_high))
-
-
-def _threshold(name: str, value: float) -> float:
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
-
-
-def verdict_no_change(measured: Interval, tolerance: float) -> str:
-    """"X does not change Y": confirmed if the interval lies within ``[-tolerance, tolerance]``.
-
-    Refuted if it lies wholly outside (``ci_high < -tolerance`` or ``ci_low > tolerance``);
-    otherwise not resolved.
-    """
-    t = _threshold("tolerance", tolerance)
-    if _unresolvable(measured):
-        return NOT_RESOLVED
-    if -t <= measured.ci_low and measured.ci_high <= t:
-        return CONFIRMED
-    if measured.ci_high < -t or measured.ci_low > t:
-        return REFUTED
-    return NOT_RESOLVED
-
-
-def verdict_reduces(measured: Interval, margin: float = 0.0) -> str:
-    """"X reduces Y": confirmed if the interval lies below ``-margin`` (``ci_high < -margin``).
-
-    Refuted if it lies wholly at or above ``-margin`` (``ci_low >= -margin``); otherwise not
-    resolved.
-    """
-    m = _threshold("margin", margin)
-    if _unresolvable(measured):
-        return NOT_RESOLVED
-    if measured.ci_high < -m:
-        return CONFIRMED
-    if measured.ci_low >= -m:
-        return REFUTED
-    return NOT_RESOLVED
-
-
-def verdict_increases(measured: Interval, margin: float = 0.0) -> str:
-    """"X increases Y": confirmed if the interval lies above ``margin`` (``ci_low > margin``).
-
-    Refuted if it lies wholly at or below ``margin`` (``ci_high <= margin``); otherwise not
-    resolved.
-    """
-    m = _threshold("margin", margin)
-    if _unresolvable(measured):
-        return NOT_RESOLVED
-    if measured.ci_low > m:
-        return CONFIRMED
-    if measured.ci_high <= m:
-        return REFUTED
-    return NOT_RESOLVED
-
-
-RULES = {"no change": verdict_no_change, "reduces": verdict_reduces,
-         "increases": verdict_increases}
-"""The verdict rules by name (see the module docstring)."""
-
-
-def verdict(measured: Interval, rule: str, threshold: float = 0.0) -> str:
-    """The verdict on ``measured`` by the rule named ``rule`` (tolerance or margin ``threshold``).
-
-    Raises:
-        ValueError: for an unknown rule or a negative threshold.
-    """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
-    return RULES[rule](measured, threshold)
-
-
-def rule_text(rule: str, threshold: float = 0.0, unit: str = "",
-              confidence: float = 0.95) -> str:
-    """The rule in words, e.g. ``confirmed if the 95% CI lies within ±0.5 pp``."""
-    ci = f"the {100 * confidence:g}% CI"
-    t = f"{threshold:g}{' ' + unit if unit else ''}"
-    if rule == "no change":
-        return f"confirmed if {ci} lies within ±{t}"
-    if rule == "reduces":
-        return f"confirmed if {ci} lies below {'-' + t if threshold else '0'}"
-    if rule == "increases":
-        return f"confirmed if {ci} lies above {t if threshold else '0'}"
-    raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
-
-
-def describe(measured: Interval, unit: str = "", digits: int = 3,
-             confidence: float = 0.95) -> str:
-    """The measurement in words, e.g. ``-12.5 [-20.1, -4.53] pp (95% CI, 3 seeds)``."""
-    if measured.n_seeds == 0 or math.isnan(measured.estimate):
-        return "not measured"
-    g = f"{{:.{digits}g}}"
-    unit = f" {unit}" if unit else ""
-    seeds = f"{measured.n_seeds} seed{'s' if measured.n_seeds != 1 else ''}"
-    return (f"{g.format(measured.estimate)} [{g.format(measured.ci_low)}, "
-            f"{g.format(measured.ci_high)}]{unit} ({100 * confidence:g}% CI, {seeds})")
+"""The poster's reported storage in MB, keyed as
+:data:`rlcomp.analysis.figures_bars.STORAGE_BARS`."""
 
 
 @dataclass(frozen=True)
@@ -251,38 +107,294 @@ def assess(claim: Claim, measured: Interval, rule: str, threshold: float = 0.0, 
     return ClaimResult(claim, measured, rule, threshold, unit, confidence, what)
 
 
-TABLE_COLUMNS = ["id", "claim", "figure", "measured", "rule", "verdict"]
-"""Columns of :func:`claims_table`."""
+# Margins, and the methods they concern -----------------------------------------------------------
+
+RESOURCE_TOLERANCE_PCT = 5.0
+"""A resource measure "does not change" if the CI of its change lies within +-5% of dense."""
+
+KEEP_IO_TOLERANCE_PCT = 10.0
+"""The return "holds" while its change from dense stays above -10% of the dense return."""
+
+LOWRANK_ALL, LOWRANK_KEEP_IO = "lowrank", "lowrank[keep_io]"
+"""The ``method`` of rank reduction of every layer, and of the hidden layers only."""
 
 
-def claims_table(results: Iterable[ClaimResult], digits: int = 3) -> pd.DataFrame:
-    """One row per result: claim, figure, measurement with its interval, rule and verdict.
+# The rows a claim compares -----------------------------------------------------------------------
 
-    The figure is a Markdown link when the claim has one.
+def _rows(frame: pd.DataFrame, spec: str, finetuned: bool = False) -> pd.DataFrame:
+    return frame[(frame["spec"] == spec) & (frame["finetuned"] == finetuned)]
 
-    Args:
-        results: the assessed claims, in the order to show.
-        digits: significant digits of the measured numbers.
+
+def _pooled(frame: pd.DataFrame, specs: list[str], finetuned: bool = False) -> pd.DataFrame:
+    rows = frame[frame["spec"].isin(specs) & (frame["finetuned"] == finetuned)]
+    return rows
+
+
+def _percent_of_dense(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows``' returns in % of the absolute dense return of the same environment and seed."""
+    dense = _rows(frame, "dense")
+    base = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
+    base = base.mean().abs().rename("base")
+    rows = rows[rows["metric"] == "return_mean"].join(base, on=["env", "train_seed"], how="inner")
+    return rows.assign(value=100.0 * rows["value"] / rows["base"])
+
+
+def _naive_at(frame: pd.DataFrame, methods: tuple[str, ...], lowrank: float) -> pd.DataFrame:
+    rows = frame[frame["method"].isin(list(methods)) & ~frame["finetuned"].astype(bool)]
+    return rows[(rows["lowrank"] - lowrank).abs() < 1e-9]
+
+
+# One function per claim --------------------------------------------------------------------------
+
+def minor_compression_gain(frame: pd.DataFrame, spec: str = "prune=0.1") -> ClaimResult:
+    """Return at light pruning (default 10%, global) against dense, in % of dense."""
+    measured = difference_ci(_rows(frame, spec), _rows(frame, "dense"), "return_mean",
+                             relative=True)
+    return assess(CLAIMS["minor-compression-gain"], measured, "increases", 0.0, "%",
+                  f"return change at {spec} vs dense")
+
+
+def pruning_hurts_more(frame: pd.DataFrame, levels: tuple[float, ...] = (0.5, 0.9)) -> ClaimResult:
+    """Return of pruning minus return of rank reduction at the same levels, in % of dense."""
+    dense = _rows(frame, "dense")
+    pruned = _pooled(frame, [f"prune={v:g}" for v in levels])
+    ranked = _pooled(frame, [f"lowrank={v:g}" for v in levels])
+    if pruned.empty or ranked.empty or dense.empty:
+        measured = EMPTY
+    else:
+        measured = difference_ci(_percent_of_dense(frame, pruned),
+                                 _percent_of_dense(frame, ranked), "return_mean")
+    levels_text = ", ".join(f"{100 * v:g}%" for v in levels)
+    return assess(CLAIMS["pruning-hurts-more"], measured, "reduces", 0.0, "% of dense",
+                  f"return of pruning minus rank reduction at {levels_text}")
+
+
+def rank_resources(frame: pd.DataFrame, spec: str = "lowrank=0.9",
+                   metric: str = "cpu_seconds_per_step") -> ClaimResult:
+    """Change of a resource measure under strong rank reduction, in % of dense (reduces?)."""
+    measured = difference_ci(_rows(frame, spec), _rows(frame, "dense"), metric, relative=True)
+    return assess(CLAIMS["rank-resources"], measured, "reduces", RESOURCE_TOLERANCE_PCT, "%",
+                  f"{metric} change at {spec} vs dense")
+
+
+def evaltime_drop_30(frame: pd.DataFrame, metric: str = "eval_seconds") -> ClaimResult:
+    """Eval time at 40% rank reduction minus at 20%, in % of dense (a sharp fall near 30%?)."""
+    measured = difference_ci(_rows(frame, "lowrank=0.4"), _rows(frame, "lowrank=0.2"), metric,
+                             relative=True)
+    return assess(CLAIMS["evaltime-drop-30"], measured, "reduces", RESOURCE_TOLERANCE_PCT, "%",
+                  f"{metric} at lowrank=0.4 vs lowrank=0.2")
+
+
+def evaltime_drop_30_across_pruning(frame: pd.DataFrame, metric: str = "eval_seconds",
+                                    low: float = 0.2, high: float = 0.4) -> ClaimResult:
+    """Eval time at 40% rank reduction minus at 20%, over every pruning level, in % (reduces?).
+
+    :func:`evaltime_drop_30` compares unpruned models only; the study's claim is "across most
+    pruning levels". Here each side is the mean over the pruning levels present at both rank
+    levels (per environment and training seed), and the change is in % of the 20% side.
     """
-    rows = []
-    for r in results:
-        figure = f"[{r.claim.figure}]({r.claim.link})" if r.claim.link else r.claim.figure
-        measured = describe(r.measured, r.unit, digits, r.confidence)
-        rows.append({
-            "id": r.claim.id, "claim": r.claim.text, "figure": figure,
-            "measured": f"{r.what}: {measured}" if r.what else measured,
-            "rule": rule_text(r.rule, r.threshold, r.unit, r.confidence),
-            "verdict": r.verdict,
-        })
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    a = _naive_at(frame, GRID_METHODS, high)
+    b = _naive_at(frame, GRID_METHODS, low)
+    common = set(a["prune"].round(6)) & set(b["prune"].round(6))
+    a, b = a[a["prune"].round(6).isin(common)], b[b["prune"].round(6).isin(common)]
+    measured = difference_ci(a, b, metric, relative=True) if common else EMPTY
+    return assess(CLAIMS["evaltime-drop-30"], measured, "reduces", RESOURCE_TOLERANCE_PCT, "%",
+                  f"{metric} at {100 * high:g}% vs {100 * low:g}% rank reduction, mean over "
+                  f"{len(common)} pruning level{'s' if len(common) != 1 else ''}")
 
 
+def quant_cpu_ram(frame: pd.DataFrame, metric: str = "cpu_seconds_per_step") -> ClaimResult:
+    """Change of a resource measure under 8-bit quantization, in % of dense (no change?)."""
+    measured = difference_ci(_rows(frame, "quant=8"), _rows(frame, "dense"), metric,
+                             relative=True)
+    return assess(CLAIMS["quant-cpu-ram"], measured, "no change", RESOURCE_TOLERANCE_PCT, "%",
+                  f"{metric} change, quant=8 vs dense")
 
-def claim_markdown(result: ClaimResult, digits: int = 3) -> str:
-    """The claim, our measurement and the verdict as a short Markdown paragraph for a chapter."""
-    measured = describe(result.measured, result.unit, digits, result.confidence)
-    what = f"{result.what}: " if result.what else ""
-    return (f"**The study's claim** ({result.claim.figure}): {result.claim.text}  \n"
-            f"**Our measurement**: {what}{measured}.  \n"
-            f"**Verdict**: {result.verdict} "
-            f"({rule_text(result.rule, result.threshold, result.unit, result.confidence)}).")
+
+def quant_storage(frame: pd.DataFrame) -> ClaimResult:
+    """Our int8 file's size in % of the dense file's (the study: 0.1 / 0.3 MB = 33%)."""
+    measured = difference_ci(_rows(frame, "quant=8"), _rows(frame, "dense"), "bytes",
+                             relative=True)
+    return assess(CLAIMS["quant-storage"], measured, "reduces", 50.0, "%",
+                  "file bytes change, quant=8 vs dense (the study: -67%)")
+
+
+def finetune_no_gain(frame: pd.DataFrame) -> ClaimResult:
+    """Fine-tuned minus naive return over every compressed spec fine-tuned, in % of dense."""
+    tuned = frame[frame["finetuned"] & (frame["spec"] != "dense")]
+    specs = sorted(tuned["spec"].unique())
+    naive = _pooled(frame, specs)
+    dense = _rows(frame, "dense")
+    if tuned.empty or naive.empty or dense.empty:
+        return assess(CLAIMS["finetune-no-gain"], EMPTY, "no change", 5.0, "% of dense",
+                      "fine-tuned minus naive return")
+    measured = difference_ci(_percent_of_dense(frame, tuned), _percent_of_dense(frame, naive),
+                             "return_mean")
+    return assess(CLAIMS["finetune-no-gain"], measured, "no change", 5.0, "% of dense",
+                  f"fine-tuned minus naive return over {len(specs)} specs")
+
+
+# The study's remedy: input and output layers at full rank (chapter 02) ---------------------------
+
+def keep_io_levels(frame: pd.DataFrame) -> list[float]:
+    """The rank-reduction levels (> 0) with naive results for both low-rank variants."""
+    naive = frame[~frame["finetuned"].astype(bool)]
+    levels = [set(naive.loc[naive["method"] == m, "lowrank"].round(6))
+              for m in (LOWRANK_ALL, LOWRANK_KEEP_IO)]
+    return sorted(v for v in levels[0] & levels[1] if v > 0)
+
+
+def keep_io_remedy(frame: pd.DataFrame, level: float | None = None) -> ClaimResult:
+    """Return with input/output layers at full rank minus with every layer reduced (increases?).
+
+    At ``level`` (default: the highest rank reduction both variants have), paired by environment
+    and training seed, in % of the dense return.
+    """
+    levels = keep_io_levels(frame)
+    level = levels[-1] if level is None and levels else level
+    if level is None:
+        return assess(KEEP_IO_CLAIM, EMPTY, "increases", 0.0, "% of dense",
+                      "return with input/output kept minus all layers reduced")
+    keep = _percent_of_dense(frame, _naive_at(frame, (LOWRANK_KEEP_IO,), level))
+    plain = _percent_of_dense(frame, _naive_at(frame, (LOWRANK_ALL,), level))
+    measured = difference_ci(keep, plain, "return_mean") if not (keep.empty or plain.empty) \
+        else EMPTY
+    return assess(KEEP_IO_CLAIM, measured, "increases", 0.0, "% of dense",
+                  f"return with input/output kept minus all layers reduced, at {100 * level:g}% "
+                  "rank reduction")
+
+
+def _holds_up_to(changes: dict[float, Interval], tolerance: float) -> float:
+    """The highest level up to which every mean change stays at or above ``-tolerance``."""
+    held = 0.0
+    for level in sorted(changes):
+        if not changes[level].estimate >= -tolerance:
+            break
+        held = level
+    return held
+
+
+def _keep_io_verdict(plain: Interval, keep: Interval, diff: Interval, tolerance: float) -> str:
+    if any(math.isnan(v) for v in (plain.ci_low, keep.ci_low, diff.ci_low)):
+        return "cannot be judged (no measurement)"
+    if plain.ci_low >= -tolerance:
+        return "has no steep drop to remove (every layer reduced, the return holds)"
+    if keep.ci_low >= -tolerance:
+        return "removes the steep drop"
+    if diff.ci_low > 0:
+        return "lessens the drop but does not remove it"
+    if diff.ci_high <= 0:
+        return "does not lessen the drop"
+    return "may lessen the drop, but the interval does not resolve it"
+
+
+def keep_io_summary(frame: pd.DataFrame, tolerance: float = KEEP_IO_TOLERANCE_PCT) -> str:
+    """Whether keeping the input/output layers at full rank removes the steep drop, per env.
+
+    One Markdown bullet per environment: for each variant, the highest rank reduction up to
+    which the mean return stays within ``tolerance`` % of dense, and the change of the return
+    at the highest level (% of dense, 95% CI over training seeds); then the verdict at that
+    level: the drop is *removed* if the CI of the kept variant's change lies at or above
+    ``-tolerance``, *lessened* if the CI of the difference (kept minus all layers) lies above 0,
+    *not lessened* if it lies at or below 0.
+    """
+    levels = keep_io_levels(frame)
+    if not levels:
+        return "No results for both low-rank variants."
+    envs = list(dict.fromkeys(frame["env"]))
+    envs = [e for e in STUDY_ENVS if e in envs] + sorted(e for e in envs if e not in STUDY_ENVS)
+    lines = []
+    for env in envs:
+        mine = frame[frame["env"] == env]
+        dense = _rows(mine, "dense")
+        changes: dict[str, dict[float, Interval]] = {}
+        for method in (LOWRANK_ALL, LOWRANK_KEEP_IO):
+            changes[method] = {level: difference_ci(_naive_at(mine, (method,), level), dense,
+                                                    "return_mean", relative=True)
+                               for level in levels}
+        top = levels[-1]
+        keep = _percent_of_dense(mine, _naive_at(mine, (LOWRANK_KEEP_IO,), top))
+        plain = _percent_of_dense(mine, _naive_at(mine, (LOWRANK_ALL,), top))
+        diff = difference_ci(keep, plain, "return_mean") if not (keep.empty or plain.empty) \
+            else EMPTY
+        parts = []
+        for method, name in ((LOWRANK_ALL, "every layer reduced"),
+                             (LOWRANK_KEEP_IO, "input/output layers at full rank")):
+            held = _holds_up_to(changes[method], tolerance)
+            holds = (f"the return stays within {tolerance:g}% of dense up to {100 * held:g}% "
+                     "rank reduction" if held > 0 else
+                     f"the return falls more than {tolerance:g}% below dense already at "
+                     f"{100 * levels[0]:g}%")
+            parts.append(f"with {name}, {holds} and changes by "
+                         f"{describe(changes[method][top], '%')} at {100 * top:g}%")
+        verdict_text = _keep_io_verdict(changes[LOWRANK_ALL][top], changes[LOWRANK_KEEP_IO][top],
+                                        diff, tolerance)
+        lines.append(f"- **{env}**: {parts[0]}; {parts[1]}. At {100 * top:g}% rank reduction, "
+                     f"keeping the input and output layers at full rank **{verdict_text}** "
+                     f"(difference {describe(diff, 'pp of dense')}).")
+    return "\n".join(lines)
+
+
+# Spread of return at a given cost (Fig 4, 10) ----------------------------------------------------
+
+DEVIATION_RULES = {"eval_seconds": "reduces", "seconds_per_step": "reduces",
+                   "ram_percent": "increases", "rss_bytes": "increases"}
+"""The rule of :func:`finetune_deviation` for each x metric: the study says fine-tuning lowers
+the spread of return at a given eval time (Fig 4) and raises it at a given RAM usage (Fig 10)."""
+
+
+def _residual_spread(x: pd.Series, y: pd.Series) -> float:
+    """Residual standard deviation of the least-squares line ``y ~ x`` (n - 2 degrees of freedom).
+
+    NaN for fewer than three points; a constant ``x`` gives the spread around the mean of ``y``.
+    """
+    n = len(x)
+    if n < 3:
+        return float("nan")
+    dx, dy = x - x.mean(), y - y.mean()
+    var = float((dx * dx).sum())
+    slope = float((dx * dy).sum()) / var if var > 0 else 0.0
+    residual = dy - slope * dx
+    return float(((residual * residual).sum() / (n - 2)) ** 0.5)
+
+
+def finetune_deviation(frame: pd.DataFrame, x_metric: str = "eval_seconds") -> ClaimResult:
+    """Spread of return at a given ``x_metric``, fine-tuned minus naive, in pp of dense.
+
+    The rule, fixed before any number was seen: for each environment and training seed, take the
+    compressed specs that were fine-tuned (dense left out) and, separately for their naive and
+    fine-tuned models, the points (x = ``x_metric``, y = return in % of that seed's |dense
+    return|). The spread of return "at a given x" is the residual standard deviation of the
+    least-squares line y ~ x through those points (a spec is a point; at least three specs). The
+    measurement is the fine-tuned spread minus the naive spread, paired by environment and seed
+    and bootstrapped over those pairs. The claim's rule follows :data:`DEVIATION_RULES`:
+    ``reduces`` for eval time (Fig 4), ``increases`` for RAM (Fig 10), margin 0.
+
+    Raises:
+        ValueError: for an ``x_metric`` without a rule.
+    """
+    if x_metric not in DEVIATION_RULES:
+        raise ValueError(f"x_metric must be one of {', '.join(DEVIATION_RULES)}, "
+                         f"got {x_metric!r}")
+    rule = DEVIATION_RULES[x_metric]
+    what = f"spread of return around its line in {x_metric}, fine-tuned minus naive"
+    specs = sorted(frame.loc[frame["finetuned"] & (frame["spec"] != "dense"), "spec"].unique())
+    dense = _rows(frame, "dense")
+    dense = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
+    base = dense.mean().abs().rename("base")
+    rows = frame[frame["spec"].isin(specs) & frame["metric"].isin(["return_mean", x_metric])]
+    points = (rows.groupby(["env", "train_seed", "finetuned", "spec", "metric"])["value"].mean()
+              .unstack("metric"))
+    records = {False: [], True: []}
+    if not points.empty and {"return_mean", x_metric} <= set(points.columns):
+        points = points.dropna().join(base, on=["env", "train_seed"]).dropna()
+        points = points.assign(y=100.0 * points["return_mean"] / points["base"])
+        for (env, seed, finetuned), group in points.groupby(["env", "train_seed", "finetuned"]):
+            spread = _residual_spread(group[x_metric], group["y"])
+            if spread == spread:
+                records[bool(finetuned)].append({"env": env, "train_seed": seed,
+                                                 "value": spread})
+    tuned, naive = (pd.DataFrame(records[k], columns=["env", "train_seed", "value"])
+                    for k in (True, False))
+    measured = difference_ci(tuned, naive, None) if len(tuned) and len(naive) else EMPTY
+    return assess(CLAIMS["finetune-deviation"], measured, rule, 0.0, "pp of dense", what)

@@ -1,9 +1,10 @@
-"""Trained agents as tables and figures: what each checkpoint achieved and what it cost to train.
+"""Trained agents as tables and notes: what each checkpoint achieved and what it cost to train.
 
-Every number comes from a checkpoint's JSON (:func:`rlcomp.agents.checkpoint.load_checkpoint`); the
+Every number comes from a checkpoint's JSON (:func:`rlcomp.checkpoint.load_checkpoint`); the
 only numbers defined here are the training targets the project set for the two agents of the study.
-Functions return pandas DataFrames or draw into a given matplotlib ``ax``; the setup chapter calls
-them and holds no logic of its own.
+Functions return pandas DataFrames or Markdown; the figure of the training curves is
+:func:`rlcomp.analysis.figures.training_curves`. The setup chapter calls them and holds no logic
+of its own.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.lines import Line2D
-from matplotlib.ticker import EngFormatter
 
-from rlcomp.agents.checkpoint import Checkpoint, load_checkpoint
+from rlcomp.checkpoint import Checkpoint, load_checkpoint
 from rlcomp.envs import STUDY_ENVS
 
 
@@ -54,7 +53,7 @@ ALGO_NAMES = {"ddqn": "Double DQN", "pg": "policy gradient"}
 
 TABLE_COLUMNS = [
     "env", "algo", "variant", "train_seed", "train_steps", "selected_step", "eval_episodes",
-    "mean_return", "std_return", "iqm_return", "train_wall_seconds", "train_cpu_seconds",
+    "return_mean", "return_std", "return_iqm", "train_wall_seconds", "train_cpu_seconds",
     "target", "meets_target", "name",
 ]
 """Columns of :func:`checkpoint_table`, one row per checkpoint."""
@@ -84,10 +83,10 @@ def load_checkpoints(directory: str | os.PathLike, recursive: bool = False) -> l
 def _order(ckpt: Checkpoint) -> tuple:
     env = ckpt.env_id
     env_rank = STUDY_ENVS.index(env) if env in STUDY_ENVS else len(STUDY_ENVS)
-    return env_rank, env, ckpt.algo, _variant(ckpt.meta), ckpt.meta.get("seed", 0)
+    return env_rank, env, ckpt.algo, pg_variant(ckpt.meta), ckpt.meta.get("seed", 0)
 
 
-def _variant(meta: dict) -> str:
+def pg_variant(meta: dict) -> str:
     """Policy-gradient variant: ``vanilla`` (no clipping) or ``PPO clip C``; ``n/a`` otherwise."""
     if meta["algo"] != "pg":
         return "n/a"
@@ -114,14 +113,14 @@ def checkpoint_table(checkpoints: list[Checkpoint]) -> pd.DataFrame:
         rows.append({
             "env": ckpt.env_id,
             "algo": ckpt.algo,
-            "variant": _variant(meta),
+            "variant": pg_variant(meta),
             "train_seed": meta["seed"],
             "train_steps": meta["train_steps"],
             "selected_step": meta["selected_step"],
             "eval_episodes": final["episodes"],
-            "mean_return": final["mean_return"],
-            "std_return": final["std_return"],
-            "iqm_return": final["iqm_return"],
+            "return_mean": final["mean_return"],
+            "return_std": final["std_return"],
+            "return_iqm": final["iqm_return"],
             "train_wall_seconds": meta["train_wall_seconds"],
             "train_cpu_seconds": meta["train_cpu_seconds"],
             "target": target.describe() if target and target.algo == ckpt.algo else "none",
@@ -140,8 +139,8 @@ def returns_view(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     """
     view = table.set_index(["env", "train_seed"])[[
         "algo", "variant", "train_steps", "selected_step", "eval_episodes",
-        "mean_return", "std_return", "iqm_return"]]
-    return view.round({"mean_return": decimals, "std_return": decimals, "iqm_return": decimals})
+        "return_mean", "return_std", "return_iqm"]]
+    return view.round({"return_mean": decimals, "return_std": decimals, "return_iqm": decimals})
 
 
 def cost_view(table: pd.DataFrame) -> pd.DataFrame:
@@ -151,10 +150,10 @@ def cost_view(table: pd.DataFrame) -> pd.DataFrame:
         table: from :func:`checkpoint_table`.
     """
     view = table.set_index(["env", "train_seed"])[[
-        "train_steps", "mean_return", "train_wall_seconds", "train_cpu_seconds", "target",
+        "train_steps", "return_mean", "train_wall_seconds", "train_cpu_seconds", "target",
         "meets_target"]].copy()
     view["meets_target"] = view["meets_target"].map({True: "yes", False: "no", None: "n/a"})
-    return view.round({"mean_return": 1, "train_wall_seconds": 0, "train_cpu_seconds": 0})
+    return view.round({"return_mean": 1, "train_wall_seconds": 0, "train_cpu_seconds": 0})
 
 
 def headline_numbers(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
@@ -172,7 +171,7 @@ def curve_table(checkpoints: list[Checkpoint]) -> pd.DataFrame:
     frames = []
     for ckpt in checkpoints:
         curve = ckpt.meta["training_curve"]
-        key = {"env": ckpt.env_id, "algo": ckpt.algo, "variant": _variant(ckpt.meta),
+        key = {"env": ckpt.env_id, "algo": ckpt.algo, "variant": pg_variant(ckpt.meta),
                "train_seed": ckpt.meta["seed"]}
         for kind, steps, returns in (
             ("episode", curve["episode_end_step"], curve["episode_return"]),
@@ -184,51 +183,6 @@ def curve_table(checkpoints: list[Checkpoint]) -> pd.DataFrame:
         return pd.DataFrame(columns=CURVE_COLUMNS)
     return pd.concat(frames, ignore_index=True)
 
-
-def plot_training_curves(curves: pd.DataFrame, env_id: str, ax, window: int = 20) -> None:
-    """Draw the training curves of every seed trained on ``env_id`` into ``ax``.
-
-    Solid lines are training-episode returns smoothed by a trailing mean over ``window`` episodes;
-    markers joined by dashed lines are the selection evaluations; the dotted line is the target.
-
-    Args:
-        curves: from :func:`curve_table`.
-        env_id: the environment whose curves to draw.
-        ax: a matplotlib axes.
-        window: episodes in the trailing mean of the training returns.
-    """
-    ax.set_title(env_id)
-    mine = curves[curves["env"] == env_id]
-    if mine.empty:
-        ax.text(0.5, 0.5, f"no committed checkpoints for {env_id}", ha="center", va="center",
-                transform=ax.transAxes)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        return
-    handles = []
-    runs = mine.groupby(["algo", "variant", "train_seed"], sort=True)
-    for i, ((algo, variant, seed), run) in enumerate(runs):
-        color = f"C{i % 10}"
-        label = f"{variant}, seed {seed}" if algo == "pg" else f"seed {seed}"
-        episodes = run[run["curve"] == "episode"]
-        smooth = episodes["return"].rolling(window, min_periods=1).mean()
-        ax.plot(episodes["step"], smooth, color=color, lw=1.2)
-        evals = run[run["curve"] == "selection eval"]
-        ax.plot(evals["step"], evals["return"], color=color, ls="--", marker="o", ms=3, lw=0.8)
-        handles.append(Line2D([], [], color=color, lw=1.2, label=label))
-    handles += [
-        Line2D([], [], color="0.3", lw=1.2, label=f"training episodes (mean of {window})"),
-        Line2D([], [], color="0.3", ls="--", marker="o", ms=3, lw=0.8,
-               label="selection evaluations"),
-    ]
-    target = TARGETS.get(env_id)
-    if target is not None:
-        ax.axhline(target.min_return, color="0.4", ls=":", lw=1)
-        handles.append(Line2D([], [], color="0.4", ls=":", lw=1, label="target"))
-    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("return")
-    ax.legend(handles=handles, fontsize="x-small")
 
 
 def targets_note(targets: dict[str, Target] | None = None) -> str:
@@ -274,7 +228,7 @@ def pg_variant_note(table: pd.DataFrame, env_id: str = "HalfCheetah-v5",
     kinds = sorted(set(rows["variant"]))
     counts = rows["variant"].value_counts()
     used = ", ".join(f"{v} ({_seeds(counts[v])}, mean return "
-                     f"{rows.loc[rows['variant'] == v, 'mean_return'].mean():.1f})" for v in kinds)
+                     f"{rows.loc[rows['variant'] == v, 'return_mean'].mean():.1f})" for v in kinds)
     target = TARGETS.get(env_id)
     reached = ""
     if target is not None:
@@ -306,7 +260,7 @@ def _comparison(rows: pd.DataFrame, variants: pd.DataFrame | None, env_id: str) 
                      & ~variants["variant"].isin(set(rows["variant"]))]
     if other.empty:
         return ""
-    runs = "; ".join(f"{r.variant}, seed {r.train_seed}: mean return {r.mean_return:.1f} after "
+    runs = "; ".join(f"{r.variant}, seed {r.train_seed}: mean return {r.return_mean:.1f} after "
                      f"{r.train_steps:,} steps in {r.train_wall_seconds:.0f} s"
                      for r in other.itertuples())
     return f" For comparison, runs of the variant not used: {runs}."

@@ -1,8 +1,10 @@
-"""Compressors: pure functions ``compress(model, spec) -> new model``.
+"""Compressors: pure functions ``compress(model, spec) -> new model``, their files and exports.
 
-Pruning (unstructured global/per layer, structured), low rank and 8-bit quantization (PTQ, QAT)
-are registered here; ``finetune`` continues training while a compression holds, ``storage``
-writes and reads the compact files, ``export`` builds ONNX graphs.
+``specs`` (frozen dataclasses, their canonical text, and their names in the results table),
+``registry`` (spec type -> compressor), ``prune`` (unstructured global/per layer, structured),
+``lowrank``, ``quant`` (8-bit PTQ and QAT), ``layers`` (the layers compressed networks are made
+of), ``storage`` (the compact compressed files, and loading either a checkpoint or a compressed
+file), ``export`` (ONNX graphs). Fine-tuning lives in :mod:`rlcomp.retrain`.
 """
 
 from rlcomp.compress import lowrank, prune, quant  # noqa: F401  (registers the compressors)

@@ -54,11 +54,11 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from rlcomp.agents.policy import Policy
 from rlcomp.compress.lowrank import FactorizedLinear
 from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
 from rlcomp.files import atomic_write
 from rlcomp.nets import ObsNormalizer
+from rlcomp.policy import Policy
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -13,6 +13,9 @@ is no compression. ``parse(str(spec)) == spec`` for every spec.
 
 In a composition each step sees the network the previous step made: ``lowrank=0.3+prune=0.5``
 factorizes, then prunes half of all weights, the factors' weights included.
+
+Naming for tables and figures: :func:`spec_columns` gives a spec's ``method`` name, its ``level``
+and one level column per method (:data:`METHODS`), as the tidy results table shows them.
 """
 
 from __future__ import annotations
@@ -96,6 +99,9 @@ Spec = PruneSpec | LowRankSpec | QuantSpec
 
 SPEC_TYPES: dict[str, type] = {"prune": PruneSpec, "lowrank": LowRankSpec, "quant": QuantSpec}
 """Spec class of each method name."""
+
+METHODS = tuple(SPEC_TYPES)
+"""The compression methods; each has a level column in the tidy results table."""
 
 _DEFAULTS = {"prune": {"scope": "global", "structured": False}, "lowrank": {"keep_io": False},
              "quant": {"mode": "ptq"}}
@@ -188,3 +194,53 @@ def parse_spec(text: str) -> tuple[Spec, ...]:
             kwargs[key] = _parse_value(method, key, value.strip(), options[key])
         specs.append(cls(**kwargs))
     return tuple(specs)
+
+
+def canonical_spec(spec: str | Spec | tuple[Spec, ...]) -> str:
+    """The canonical text of spec text (any form :func:`parse_spec` accepts) or spec objects."""
+    if isinstance(spec, str):
+        spec = parse_spec(spec)
+    return format_spec(spec)
+
+
+_ABSENT_LEVEL = {"prune": 0.0, "lowrank": 0.0, "quant": math.nan}
+
+
+def _variant(spec: Spec) -> str:
+    """``prune``, or the method with its non-default options: ``prune[layer,structured]``."""
+    options = []
+    for f in fields(spec)[1:]:
+        value = getattr(spec, f.name)
+        if value != f.default:
+            options.append(f.name if isinstance(value, bool) else str(value))
+    return f"{spec.method}[{','.join(options)}]" if options else spec.method
+
+
+def spec_columns(spec: str | Spec | tuple[Spec, ...]) -> dict[str, str | float]:
+    """The tidy frame's description of a compression: method, level and each method's level.
+
+    - ``method``: ``dense``; a method name with its non-default options in brackets (``prune``,
+      ``prune[layer]``, ``prune[structured]``, ``lowrank[keep_io]``, ``quant[qat]``); or, for a
+      composition, the steps' names joined by ``+`` (``lowrank+prune``).
+    - ``level``: the single step's level (prune amount, lowrank reduction, quant bits); 0 for
+      dense; NaN for a composition.
+    - one column per method (``prune``, ``lowrank``, ``quant``): that method's level in the spec,
+      whatever its options. Absent prune or lowrank is 0 (the same network as no step); absent
+      quant is NaN (full precision has no bit count here); a method used twice is NaN.
+
+    Example: ``lowrank=0.3+prune=0.5`` gives ``method="lowrank+prune"``, ``level=nan``,
+    ``prune=0.5``, ``lowrank=0.3``, ``quant=nan``.
+    """
+    specs = parse_spec(spec) if isinstance(spec, str) else spec
+    if not isinstance(specs, tuple):
+        specs = (specs,)
+    levels = [float(getattr(s, fields(s)[0].name)) for s in specs]
+    columns: dict[str, str | float] = {
+        "method": "+".join(_variant(s) for s in specs) or "dense",
+        "level": levels[0] if len(specs) == 1 else (0.0 if not specs else math.nan),
+    }
+    for method in METHODS:
+        found = [lv for s, lv in zip(specs, levels, strict=True) if s.method == method]
+        columns[method] = found[0] if len(found) == 1 else (
+            _ABSENT_LEVEL[method] if not found else math.nan)
+    return columns

@@ -32,15 +32,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load as load_safetensors_bytes
 from torch import nn
 
-from rlcomp.agents.checkpoint import CheckpointError, read_safetensors_metadata
-from rlcomp.agents.policy import Policy
+from rlcomp.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
 from rlcomp.compress.layers import FactorizedLinear, linear_from_tensors
 from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
-from rlcomp.files import atomic_write, safetensors_bytes
+from rlcomp.envs import resolve_env_id
+from rlcomp.files import (
+    SafetensorsError,
+    atomic_write,
+    read_safetensors,
+    safetensors_bytes,
+    safetensors_metadata,
+)
 from rlcomp.nets import ObsNormalizer
+from rlcomp.policy import Policy
 
 FORMAT = "rlcomp-compressed/1"
 """The ``format`` metadata of every compressed file this version writes and reads."""
@@ -151,13 +157,6 @@ def _encode_layer(w: _Writer, module: nn.Module) -> dict | str:
                     "FactorizedLinear, QuantizedLinear, FakeQuantLinear, ReLU, Tanh)")
 
 
-def encode_network(net: nn.Module) -> tuple[list, dict[str, torch.Tensor]]:
-    """Layer descriptors and blobs of a network (an ``nn.Sequential`` or a single layer)."""
-    w = _Writer()
-    layers = [_encode_layer(w, m) for m in _modules(net)]
-    return layers, w.tensors()
-
-
 def _modules(net: nn.Module) -> list[nn.Module]:
     return list(net) if isinstance(net, nn.Sequential) else [net]
 
@@ -222,42 +221,6 @@ def _decode_layer(r: _Reader, desc: dict | str) -> nn.Module:
         return QuantizedLinear(qweight, scale, qbias, bias_scale)
     raise StorageError(f"unknown layer kind {kind!r}")
 
-
-
-def decode_network(layers: list, blobs: dict[str, torch.Tensor]) -> nn.Sequential:
-    """The network that :func:`encode_network` described (checks every value is used)."""
-    r = _Reader(blobs)
-    net = nn.Sequential(*[_decode_layer(r, d) for d in layers])
-    r.check_consumed()
-    return net
-
-
-# --- sizes ----------------------------------------------------------------------------------------
-
-def theoretical_bytes(net: nn.Module) -> int:
-    """Bytes of the information in a compressed network, before any container overhead.
-
-    Each stored parameter costs its bits / 8 (4 bytes float32, 1 byte int8); a weight matrix that
-    is cheaper as a bitmask plus its nonzeros costs ``numel / 8 + nnz x value bytes``. Scales and
-    file headers are overhead and not counted.
-    """
-    total = 0.0
-    for m in net.modules():
-        if isinstance(m, FakeQuantLinear):
-            m = m.quantized()
-        if type(m) is nn.Linear:
-            weight, bias, value_bytes = m.weight, m.bias, 4
-        elif isinstance(m, QuantizedLinear):
-            weight, bias, value_bytes = m.qweight, m.qbias, 1
-        else:
-            continue
-        numel, nnz = weight.numel(), int((weight != 0).sum())
-        dense = numel * value_bytes
-        total += min(dense, numel / 8 + nnz * value_bytes)
-        total += 0 if bias is None else bias.numel() * value_bytes
-    return math.ceil(total)
-
-
 # --- files ----------------------------------------------------------------------------------------
 
 def _policy_tensors(policy: Policy, w: _Writer) -> dict:
@@ -298,16 +261,6 @@ def save_compressed(path: str | os.PathLike, policy: Policy, meta: dict) -> int:
     return len(data)
 
 
-def _header(blob: bytes, path: Path) -> dict:
-    try:
-        meta = read_safetensors_metadata(blob)
-    except CheckpointError as exc:
-        raise StorageError(f"{path}: not a compressed rlcomp file ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise StorageError(f"{path}: not a compressed rlcomp file (format is not {FORMAT})")
-    return meta
-
-
 def is_compressed_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a file that starts like a compressed rlcomp file."""
     p = Path(path)
@@ -332,9 +285,14 @@ def load_compressed(path: str | os.PathLike) -> CompressedModel:
     if not path.is_file():
         raise StorageError(f"{path}: no such file")
     blob = path.read_bytes()
-    meta = _header(blob, path)
     try:
-        blobs = load_safetensors_bytes(blob)
+        meta = safetensors_metadata(blob)
+    except SafetensorsError as exc:
+        raise StorageError(f"{path}: not a compressed rlcomp file ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise StorageError(f"{path}: not a compressed rlcomp file (format is not {FORMAT})")
+    try:
+        _, blobs = read_safetensors(blob)
         model = json.loads(meta["model"])
         for name, data in blobs.items():
             if name not in _BLOB_DTYPES or data.dtype != _BLOB_DTYPES[name] or data.dim() != 1:
@@ -355,7 +313,7 @@ def load_compressed(path: str | os.PathLike) -> CompressedModel:
         r.check_consumed()
         if pol["action"] not in ("argmax", "mean"):
             raise StorageError(f"unknown action rule {pol['action']!r}")
-    except StorageError as exc:
+    except (StorageError, SafetensorsError) as exc:
         raise StorageError(f"{path}: {exc}") from None
     except Exception as exc:  # safetensors and malformed JSON raise their own types
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -384,7 +342,8 @@ class LoadedPolicy:
     path: Path
 
 
-def load_policy(name: str | os.PathLike, env_id: str | None = None) -> LoadedPolicy:
+def load_checkpoint_or_compressed(name: str | os.PathLike,
+                                  env_id: str | None = None) -> LoadedPolicy:
     """Load a checkpoint (``NAME``, ``NAME.json`` or ``NAME.safetensors``) or a compressed file.
 
     Args:
@@ -394,9 +353,6 @@ def load_policy(name: str | os.PathLike, env_id: str | None = None) -> LoadedPol
     Raises:
         CheckpointError | StorageError: (both ``ValueError``) with a one-line reason.
     """
-    from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
-    from rlcomp.envs import resolve_env_id
-
     if is_compressed_file(name):
         model = load_compressed(name)
         if env_id is not None and model.env_id != resolve_env_id(env_id, notify=False):

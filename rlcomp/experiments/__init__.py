@@ -1,19 +1,18 @@
 """Experiments: the results store, sweep files, jobs, executors (local pool, Ray), the driver.
 
-``store`` (SQLite: keys, idempotent writes, the tidy frame), ``sweep`` (YAML grid -> jobs),
-``jobs`` (one job in a worker), ``executors``, ``driver`` (skip, run, store as results arrive),
-``plans`` (the book's sweeps per profile).
+``store`` (SQLite: keys, idempotent writes, the tidy frame), ``schema`` (the store's tables, the
+checks at opening, the upgrade of old stores), ``claims`` (concurrent sweeps run each job once),
+``sweep`` (YAML grid -> jobs), ``jobs`` (one job in a worker), ``executors``, ``driver`` (skip,
+run, store as results arrive), ``plans`` (the book's sweeps per profile).
 """
 
+from rlcomp.experiments.schema import SCHEMA_VERSION, StoreError
 from rlcomp.experiments.store import (
     COLUMNS,
     DEFAULT_PATH,
-    SCHEMA_VERSION,
     ResultStore,
-    StoreError,
     canonical_json,
     job_key,
-    spec_columns,
 )
 
 __all__ = [
@@ -24,5 +23,4 @@ __all__ = [
     "StoreError",
     "canonical_json",
     "job_key",
-    "spec_columns",
 ]

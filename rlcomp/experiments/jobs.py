@@ -16,15 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlcomp.agents.checkpoint import load_checkpoint, policy_from_checkpoint
-from rlcomp.agents.common import provenance
+from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import compress
-from rlcomp.compress.finetune import finetune
-from rlcomp.compress.storage import compressed_file_bytes, theoretical_bytes
+from rlcomp.compress.storage import compressed_file_bytes
 from rlcomp.envs import configure_torch, set_seed
 from rlcomp.experiments.sweep import Job
-from rlcomp.probes.rollout import evaluate_policy
-from rlcomp.probes.size import model_size
+from rlcomp.probes.size import model_size, theoretical_bytes
+from rlcomp.provenance import provenance
+from rlcomp.retrain.finetune import finetune
+from rlcomp.rollout import evaluate_policy
 
 
 @functools.cache

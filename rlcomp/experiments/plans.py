@@ -37,8 +37,16 @@ PROFILE_SETTINGS = {
 }
 """What each profile means for the chapters' sweeps."""
 
-CHAPTERS = ("01-pruning", "02-low-rank", "03-quantization", "04-fine-tuning")
-"""Chapters that run a sweep."""
+BOOK_CHAPTERS = ("00-setup", "01-pruning", "02-low-rank", "03-quantization", "04-fine-tuning",
+                 "05-verdicts")
+"""The book's chapters in order: the one home of their names (``notebooks/NAME.py``, the files of
+``_toc.yml``; a test checks both agree with this tuple). Code names a chapter by the constants
+below, never by its text."""
+
+SETUP, PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING, VERDICTS = BOOK_CHAPTERS
+
+CHAPTERS = (PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING)
+"""The chapters that run a sweep (each has a plan below and files under ``sweeps/``)."""
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,18 +84,18 @@ def chapter_plan(chapter: str, profile: str, *, envs: Sequence[str] | None = Non
     plan: dict = {"checkpoints": _checkpoints(envs, train_seeds),
                   "episodes": int(episodes or settings["episodes"]), "eval_seeds": [0],
                   "probes": {"latency": True, "isolated_memory": False}}
-    if chapter == "01-pruning":
+    if chapter == PRUNING:
         plan["specs"] = [_grid("prune", levels), _grid("prune,scope=layer", levels),
                          _grid("prune,structured=true", levels)]
-    elif chapter == "02-low-rank":
+    elif chapter == LOW_RANK:
         plan["specs"] = [{"grid": {"lowrank": [float(v) for v in levels],
                                    "prune": [float(v) for v in settings["grid_prune"]]}},
                          _grid("lowrank,keep_io=true", levels)]
-    elif chapter == "03-quantization":
+    elif chapter == QUANTIZATION:
         plan["specs"] = ["dense", "quant=8", "prune=0.5+quant=8", "lowrank=0.5+quant=8",
                          "lowrank=0.75"]
         plan["probes"] = {"latency": True, "isolated_memory": True}
-    elif chapter == "04-fine-tuning":
+    elif chapter == FINE_TUNING:
         ft = [float(v) for v in settings["finetune_levels"]]
         plan["specs"] = ["dense", _grid("prune", ft), _grid("lowrank", ft), "quant=8",
                          "quant=8,mode=qat"]

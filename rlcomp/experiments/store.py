@@ -26,93 +26,36 @@ Durability (``synchronous=NORMAL``): a killed or crashed process never loses a c
 a power failure may lose the last few, never the file's consistency. Running the sweep again
 redoes exactly the lost jobs.
 
-Claims: before a sweep runs a job it *claims* the job's key (``claim``), in a transaction, so two
-sweeps of one grid on one store run each job once between them. A claim names the claiming
-process (pid, its start time, host); ``put`` removes it with the result, ``release`` when the job is
-given up. A claim whose process has died (on this host) is stale and may be taken over, so a killed
-sweep's jobs are run again by the next one.
+Claims (:mod:`rlcomp.experiments.claims`): before a sweep runs a job it claims the job's key, so
+two sweeps of one grid on one store run each job once between them; ``put`` removes the claim with
+the result, ``release`` when the job is given up, and a dead process's claim is taken over.
 
-Schema: ``PRAGMA application_id`` marks the file as an rlcomp store and ``PRAGMA user_version``
-holds the schema version (``SCHEMA_VERSION``); see ``SCHEMA`` for the tables. Version 1 stores
-(without the ``claims`` table) are read as they are and upgraded in place when opened for writing.
-
-Opening checks the file before anything runs: not SQLite, another program's database, damaged
-pages (``PRAGMA quick_check``), a newer schema, or (for writing) a file this process cannot write
-are each refused with a one-line ``StoreError``. A read-only open leaves no ``-wal``/``-shm`` files
-behind that were not there before.
+The file (:mod:`rlcomp.experiments.schema`): its tables, the checks at opening (each refusal a
+one-line ``StoreError``) and the upgrade of version 1 stores. The tidy frame's method and level
+columns come from :func:`rlcomp.compress.specs.spec_columns`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import operator
-import os
-import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import UTC, datetime
 from numbers import Real
 from pathlib import Path
-from urllib.parse import quote
 
 import pandas as pd
 
-from rlcomp.compress.specs import SPEC_TYPES, Spec, format_spec, parse_spec
+from rlcomp.compress.specs import METHODS, Spec, canonical_spec, spec_columns
+from rlcomp.experiments import claims, schema
+from rlcomp.experiments.schema import StoreError
 
 DEFAULT_PATH = "results/rlcomp.sqlite"
 """Where the store lives unless told otherwise (relative to the working directory)."""
-
-SCHEMA_VERSION = 2
-"""The schema version this code writes (``PRAGMA user_version``)."""
-
-READABLE_VERSIONS = (1, 2)
-"""Schema versions this code reads; version 1 lacks the ``claims`` table (added on writing)."""
-
-APPLICATION_ID = 0x726C6370
-"""``PRAGMA application_id`` of an rlcomp store (ASCII ``rlcp``)."""
-
-SCHEMA = (
-    """CREATE TABLE results (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,        -- job_key() of the five key fields below
-    checkpoint_digest TEXT NOT NULL, -- sha256 of the checkpoint's tensor file
-    spec TEXT NOT NULL,              -- canonical spec text, 'dense' for none
-    finetune TEXT NOT NULL,          -- canonical JSON object of fine-tune settings, '{}' if naive
-    eval_seed INTEGER NOT NULL,
-    probe TEXT NOT NULL,             -- canonical JSON object of probe settings
-    checkpoint TEXT NOT NULL,        -- checkpoint name
-    env TEXT NOT NULL,
-    algo TEXT NOT NULL,
-    train_seed INTEGER NOT NULL,
-    extra TEXT NOT NULL,             -- JSON object: per-episode values, provenance, ...
-    created TEXT NOT NULL            -- UTC time of writing, ISO 8601
-)""",
-    """CREATE TABLE metrics (
-    result_id INTEGER NOT NULL REFERENCES results (id),
-    metric TEXT NOT NULL,
-    value REAL,                      -- NULL stands for NaN
-    PRIMARY KEY (result_id, metric)
-) WITHOUT ROWID""",
-    "CREATE INDEX results_env ON results (env)",
-)
-"""The DDL of schema version 1, one statement per item."""
-
-CLAIMS_SCHEMA = """CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,            -- job_key() of a job being run
-    pid INTEGER NOT NULL,            -- the claiming process
-    started REAL NOT NULL,           -- its start time (seconds since the epoch), against pid reuse
-    host TEXT NOT NULL,
-    claimed TEXT NOT NULL            -- UTC time of claiming, ISO 8601
-)"""
-"""The table schema version 2 adds: jobs claimed by a running sweep."""
-
-METHODS = tuple(SPEC_TYPES)
-"""The compression methods; each has a level column in the tidy frame."""
 
 COLUMNS = ("checkpoint", "env", "algo", "train_seed", "method", "level", "finetuned", "metric",
            "value", "spec", "eval_seed", "finetune", "probe", *METHODS, "key")
@@ -122,48 +65,6 @@ _DTYPES = {**dict.fromkeys(("checkpoint", "env", "algo", "method", "metric", "sp
                             "probe", "key"), "str"),
            "train_seed": "int64", "level": "float64", "finetuned": "bool", "value": "float64",
            "eval_seed": "int64", **dict.fromkeys(METHODS, "float64")}
-
-_ABSENT_LEVEL = {"prune": 0.0, "lowrank": 0.0, "quant": math.nan}
-
-
-class StoreError(ValueError):
-    """A file that is not a results store, has a schema this code cannot read, or is read-only."""
-
-
-def _sidecars(path: Path) -> tuple[Path, Path]:
-    """The write-ahead log and shared-memory files SQLite keeps beside a WAL-mode database."""
-    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
-
-
-def _can_write(path: Path) -> bool:
-    """Whether this process can open ``path`` for writing (root included: immutable files fail)."""
-    try:
-        with open(path, "r+b"):
-            return True
-    except OSError:
-        return False
-
-
-def _process_identity(pid: int) -> float | None:
-    """The start time of process ``pid``, or None if no such process runs."""
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return process.create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-
-
-def _claim_is_live(pid: int, started: float, host: str) -> bool:
-    """Whether the process that made a claim still runs (claims of other hosts count as live)."""
-    if host != socket.gethostname():
-        return True
-    now = _process_identity(pid)
-    return now is not None and abs(now - started) < 1.0
-
 
 def _plain(value: object) -> object:
     """JSON fallback: numpy scalars and arrays become Python numbers and lists."""
@@ -176,12 +77,6 @@ def canonical_json(value: object) -> str:
     """Compact JSON with sorted keys and no NaN or infinity: equal values give equal text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False,
                       default=_plain)
-
-
-def _canonical_spec(spec: str | Spec | tuple[Spec, ...]) -> str:
-    if isinstance(spec, str):
-        spec = parse_spec(spec)
-    return format_spec(spec)
 
 
 def _settings(name: str, value: Mapping | None, none_ok: bool) -> str:
@@ -214,7 +109,7 @@ def _key_fields(checkpoint_digest: str, spec: str | Spec | tuple[Spec, ...],
                 finetune: Mapping | None, eval_seed: int, probe: Mapping) -> dict:
     """The five key fields in canonical form (settings as canonical JSON text)."""
     return {"checkpoint_digest": _text("checkpoint digest", checkpoint_digest),
-            "spec": _canonical_spec(spec),
+            "spec": canonical_spec(spec),
             "finetune": _settings("finetune", finetune, none_ok=True),
             "eval_seed": _integer("eval_seed", eval_seed),
             "probe": _settings("probe", probe, none_ok=False)}
@@ -245,46 +140,6 @@ def job_key(checkpoint_digest: str, spec: str | Spec | tuple[Spec, ...],
         TypeError: for settings that are not mappings or a seed that is not an integer.
     """
     return _digest(_key_fields(checkpoint_digest, spec, finetune, eval_seed, probe))
-
-
-def _variant(spec: Spec) -> str:
-    """``prune``, or the method with its non-default options: ``prune[layer,structured]``."""
-    options = []
-    for f in fields(spec)[1:]:
-        value = getattr(spec, f.name)
-        if value != f.default:
-            options.append(f.name if isinstance(value, bool) else str(value))
-    return f"{spec.method}[{','.join(options)}]" if options else spec.method
-
-
-def spec_columns(spec: str | Spec | tuple[Spec, ...]) -> dict[str, str | float]:
-    """The tidy frame's description of a compression: method, level and each method's level.
-
-    - ``method``: ``dense``; a method name with its non-default options in brackets (``prune``,
-      ``prune[layer]``, ``prune[structured]``, ``lowrank[keep_io]``, ``quant[qat]``); or, for a
-      composition, the steps' names joined by ``+`` (``lowrank+prune``).
-    - ``level``: the single step's level (prune amount, lowrank reduction, quant bits); 0 for
-      dense; NaN for a composition.
-    - one column per method (``prune``, ``lowrank``, ``quant``): that method's level in the spec,
-      whatever its options. Absent prune or lowrank is 0 (the same network as no step); absent
-      quant is NaN (full precision has no bit count here); a method used twice is NaN.
-
-    Example: ``lowrank=0.3+prune=0.5`` gives ``method="lowrank+prune"``, ``level=nan``,
-    ``prune=0.5``, ``lowrank=0.3``, ``quant=nan``.
-    """
-    specs = parse_spec(spec) if isinstance(spec, str) else spec
-    if not isinstance(specs, tuple):
-        specs = (specs,)
-    levels = [float(getattr(s, fields(s)[0].name)) for s in specs]
-    columns: dict[str, str | float] = {
-        "method": "+".join(_variant(s) for s in specs) or "dense",
-        "level": levels[0] if len(specs) == 1 else (0.0 if not specs else math.nan),
-    }
-    for method in METHODS:
-        found = [lv for s, lv in zip(specs, levels, strict=True) if s.method == method]
-        columns[method] = found[0] if len(found) == 1 else (
-            _ABSENT_LEVEL[method] if not found else math.nan)
-    return columns
 
 
 def _metric_values(metrics: Mapping[str, float]) -> list[tuple[str, float]]:
@@ -326,9 +181,8 @@ class ResultStore:
         self.path = Path(path)
         self.readonly = readonly
         self._lock = threading.RLock()
-        self._sidecars = _sidecars(self.path)
-        self._leftovers = {p for p in self._sidecars if p.exists()}
-        target = self._target()
+        self._leftovers = {p for p in schema.sidecars(self.path) if p.exists()}
+        target = schema.sqlite_uri(self.path, readonly, self._leftovers)
         try:
             self._conn = sqlite3.connect(target, uri=True, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -338,130 +192,27 @@ class ResultStore:
             self._open()
         except BaseException:
             self._conn.close()
-            self._remove_new_sidecars()
+            schema.remove_new_sidecars(self.path, self._leftovers)
             raise
 
-    def _target(self) -> str:
-        """The SQLite URI to open; creates the folder of a new writable store."""
-        if self.readonly:
-            if not self.path.is_file():
-                raise StoreError(f"{self.path}: no results store there")
-            # A file nobody can write cannot change under us: read it without -wal/-shm files.
-            immutable = not self._leftovers and not _can_write(self.path)
-            query = "immutable=1" if immutable else "mode=ro"
-        else:
-            if self.path.is_dir():
-                raise StoreError(f"{self.path}: is a directory, not a results store")
-            above = next((p for p in self.path.absolute().parents if p.exists()), None)
-            if above is not None and not above.is_dir():
-                raise StoreError(f"{self.path}: {above} is a file, not a folder")
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"{self.path}: cannot create its folder "
-                                 f"({exc.strerror or exc})") from None
-            query = "mode=rwc"
-        return f"file:{quote(str(self.path.resolve()))}?{query}"
-
-    def _state(self) -> tuple[int, int, int]:
-        """(application_id, user_version, number of schema objects) of the open file."""
-        try:
-            app = self._conn.execute("PRAGMA application_id").fetchone()[0]
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            count = self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise  # another process holds it: not a verdict on the contents
-            raise StoreError(f"{self.path}: cannot read as a results store ({exc})") from None
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not an SQLite database, or a damaged one ({exc})"
-                             ) from None
-        return app, version, count
-
-    def _check(self, app: int, version: int) -> None:
-        if app != APPLICATION_ID:
-            raise StoreError(f"{self.path}: an SQLite database but not an rlcomp results store "
-                             f"(application_id {app:#x}, expected {APPLICATION_ID:#x})")
-        if version not in READABLE_VERSIONS:
-            newer = " (written by a newer rlcomp?)" if version > SCHEMA_VERSION else ""
-            raise StoreError(f"{self.path}: results store schema version {version} is not "
-                             f"supported; this rlcomp reads version {SCHEMA_VERSION}{newer}")
-
-    def _check_pages(self) -> None:
-        """Refuse a store whose pages are damaged (``PRAGMA quick_check``)."""
-        try:
-            rows = self._conn.execute("PRAGMA quick_check(3)").fetchall()
-        except sqlite3.DatabaseError as exc:
-            rows = [(str(exc),)]
-        if rows != [("ok",)]:
-            lines = [line for (text,) in rows for line in str(text).splitlines()
-                     if line.strip() and not line.startswith("***")]
-            detail = lines[0] if lines else "quick_check failed"
-            raise StoreError(f"{self.path}: damaged results store ({detail}); "
-                             "restore it from a copy")
-
     def _open(self) -> None:
-        app, version, count = self._state()
+        """Check the file (see :mod:`~rlcomp.experiments.schema`), set it up, create its tables."""
+        app, version, count = schema.file_state(self._conn, self.path)
         empty = (app, version, count) == (0, 0, 0)
         if empty and self.readonly:
             raise StoreError(f"{self.path}: an empty SQLite file, not a results store")
         if not empty:
-            self._check(app, version)
-            self._check_pages()
+            schema.check_version(self.path, app, version)
+            schema.check_pages(self._conn, self.path)
         if not self.readonly:
-            self._check_writable()
+            with self._lock:
+                schema.check_writable(self._conn, self.path)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         if not self.readonly:
-            self._create()
-
-    def _check_writable(self) -> None:
-        """Refuse, before any work, a store this process cannot write (read-only or immutable)."""
-        try:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.execute(f"PRAGMA user_version={self._state()[1]}")
-                finally:
-                    self._conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreError(f"{self.path}: locked by another process for too long") from None
-            raise StoreError(f"{self.path}: cannot write the results store ({exc})") from None
-
-    def _create(self) -> None:
-        """Create the tables of a new store, or add version 2's to a version 1 store."""
-        with self._write() as conn:
-            app, version, count = self._state()
-            if (app, version, count) == (0, 0, 0):
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            else:  # another process created it meanwhile, or an older version
-                self._check(app, version)
-            if version != SCHEMA_VERSION:
-                conn.execute(CLAIMS_SCHEMA)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    def _remove_new_sidecars(self) -> None:
-        """Remove the ``-wal``/``-shm`` files this object's connection created and left behind."""
-        new = [p for p in self._sidecars if p.exists() and p not in self._leftovers]
-        if not new:
-            return
-        if _can_write(self.path):  # the last writable connection to close removes them
-            try:
-                conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=rw",
-                                       uri=True, timeout=1.0)
-                try:
-                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                finally:
-                    conn.close()
-            except sqlite3.Error:
-                pass
-            return
-        for p in new:  # nobody can write the store, so nobody else needs them
-            p.unlink(missing_ok=True)
+            with self._write() as conn:
+                schema.create_or_upgrade(conn, self.path)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -550,39 +301,23 @@ class ResultStore:
         """
         if self.readonly:
             raise StoreError(f"{self.path}: opened read-only; cannot claim")
-        pid = os.getpid()
-        started = _process_identity(pid) or 0.0
+        pid, started = claims.this_process()
         with self._write() as conn:
-            if conn.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone():
-                return False
-            row = conn.execute("SELECT pid, started, host FROM claims WHERE key = ?",
-                               (key,)).fetchone()
-            mine = row is not None and tuple(row[::2]) == (pid, socket.gethostname())
-            if row is not None and not mine and _claim_is_live(*row):
-                return False
-            conn.execute("INSERT OR REPLACE INTO claims (key, pid, started, host, claimed)"
-                         " VALUES (?, ?, ?, ?, ?)",
-                         (key, pid, started, socket.gethostname(),
-                          datetime.now(UTC).isoformat(timespec="seconds")))
-        return True
+            return claims.take_claim(conn, key, pid, started)
 
     def release(self, keys: Iterable[str]) -> None:
         """Give up this process's claims on ``keys`` (jobs not run after all)."""
         if self.readonly:
             return
-        rows = [(key, os.getpid(), socket.gethostname()) for key in keys]
+        rows = claims.own_claims(keys)
         if rows:
             with self._write() as conn:
-                conn.executemany("DELETE FROM claims WHERE key = ? AND pid = ? AND host = ?", rows)
+                claims.release_claims(conn, rows)
 
     def claimed(self) -> set[str]:
         """The keys claimed by live processes (jobs being run now)."""
         with self._lock:
-            try:
-                rows = self._conn.execute("SELECT key, pid, started, host FROM claims").fetchall()
-            except sqlite3.OperationalError:  # a version 1 store opened read-only
-                return set()
-        return {key for key, *owner in rows if _claim_is_live(*owner)}
+            return claims.live_claims(self._conn)
 
     def has(self, key: str) -> bool:
         """Whether a result with this ``job_key`` is stored."""
@@ -652,7 +387,7 @@ class ResultStore:
         with self._lock:
             self._conn.close()
             if self.readonly:
-                self._remove_new_sidecars()
+                schema.remove_new_sidecars(self.path, self._leftovers)
 
     def __enter__(self) -> ResultStore:
         return self

@@ -127,7 +127,7 @@ class CheckpointInfo(NamedTuple):
     @classmethod
     def read(cls, name: str) -> CheckpointInfo:
         """Load and validate the checkpoint ``name`` (raises ``CheckpointError``)."""
-        from rlcomp.agents.checkpoint import load_checkpoint
+        from rlcomp.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(name)
         return cls(str(ckpt.path.resolve()), ckpt.digest, ckpt.env_id, ckpt.algo,
@@ -200,7 +200,7 @@ def _level_name(spec) -> str:
 
 def _expand_checkpoints(entries: list, where,
                         problems: list[str]) -> dict[str, CheckpointInfo]:
-    from rlcomp.agents.checkpoint import CheckpointError, checkpoint_paths
+    from rlcomp.checkpoint import CheckpointError, checkpoint_paths
 
     found: dict[str, CheckpointInfo] = {}
     lines = where(("checkpoints", "items"))

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from rlcomp.agents.policy import Policy
 from rlcomp.compress.export import in_features, onnx_session, policy_to_onnx
+from rlcomp.policy import Policy
 
 if TYPE_CHECKING:
     import onnxruntime

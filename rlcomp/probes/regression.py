@@ -40,10 +40,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlcomp.agents.checkpoint import Checkpoint, load_checkpoint, policy_from_checkpoint
-from rlcomp.agents.policy import Policy
+from rlcomp.checkpoint import Checkpoint, load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import compress
-from rlcomp.compress.storage import compressed_file_bytes, theoretical_bytes
+from rlcomp.compress.storage import compressed_file_bytes
 from rlcomp.envs import (
     CHAOTIC_ENVS,
     PERTURB_SEED_VARIABLE,
@@ -53,8 +52,9 @@ from rlcomp.envs import (
     set_seed,
 )
 from rlcomp.nets import as_tensor
-from rlcomp.probes.rollout import evaluate_policy
-from rlcomp.probes.size import model_size
+from rlcomp.policy import Policy
+from rlcomp.probes.size import model_size, theoretical_bytes
+from rlcomp.rollout import evaluate_policy
 
 CHECKPOINTS = ("checkpoints/LunarLander-v3__ddqn__0", "checkpoints/HalfCheetah-v5__pg__0")
 """The committed agents the regression values are recorded for (relative to the repository)."""
@@ -188,7 +188,7 @@ def discrete_actions(policy: Policy, obs: np.ndarray) -> list[int] | None:
 
 def returns(policy: Policy, env_id: str, episodes: int = EPISODES,
             seed: int = EVAL_SEED) -> list[float]:
-    """Per-episode returns of the evaluation (:func:`~rlcomp.probes.rollout.evaluate_policy`)."""
+    """Per-episode returns of the evaluation (:func:`~rlcomp.rollout.evaluate_policy`)."""
     configure_torch()
     return [float(r) for r in evaluate_policy(policy, env_id, episodes, seed).returns]
 

@@ -35,10 +35,10 @@ import psutil
 if TYPE_CHECKING:
     from torch import nn
 
-    from rlcomp.agents.policy import Policy
+    from rlcomp.policy import Policy
 
-DEFAULT_LOADER = "rlcomp.probes.resources:load_policy"
-"""``module:function`` that turns a file path into a :class:`~rlcomp.agents.policy.Policy`."""
+DEFAULT_LOADER = "rlcomp.probes.resources:policy_from_file"
+"""``module:function`` that turns a file path into a :class:`~rlcomp.policy.Policy`."""
 
 OBS_POOL = 16
 """Distinct observations the decisions cycle through (standard normal, fixed seed)."""
@@ -70,15 +70,15 @@ def pin_to_one_core(core: int | None = None) -> int | None:
     return chosen
 
 
-def load_policy(path: str) -> Policy:
+def policy_from_file(path: str) -> Policy:
     """The default loader: the policy of a checkpoint or of a compressed file at ``path``.
 
-    Uses :func:`rlcomp.compress.storage.load_policy`, which tells the two kinds of file apart by
-    their content.
+    Uses :func:`rlcomp.compress.storage.load_checkpoint_or_compressed`, which tells the two kinds
+    of file apart by their content.
     """
-    from rlcomp.compress.storage import load_policy as load_any
+    from rlcomp.compress.storage import load_checkpoint_or_compressed
 
-    return load_any(path).policy
+    return load_checkpoint_or_compressed(path).policy
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def isolated_resident_bytes(
             name such as ``checkpoints/LunarLander-v3__ddqn__0`` or a compressed file).
         decisions: batch-1 decisions each process runs before it measures itself.
         loader: ``"module:function"`` (or a module-level function, named the same way) that takes
-            the path as a string and returns a :class:`~rlcomp.agents.policy.Policy`; the child
+            the path as a string and returns a :class:`~rlcomp.policy.Policy`; the child
             process imports it, and the baseline process imports its module too.
         repeats: processes of each kind; the medians are reported.
         pin: pin the processes to one core (``core``, by default the lowest this process may

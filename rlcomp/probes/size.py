@@ -17,6 +17,8 @@ Definitions (the ones every chapter uses):
   action selection are not counted.
 - ``sparse_flops``: 2 x ``nonzero_weights``, the multiply-adds a kernel that skipped zeros would do.
 - ``tensor_bytes``: bytes of the weight, bias and scale tensors at their dtypes (no file format).
+- :func:`theoretical_bytes` (apart from :class:`ModelSize`): bytes of the information in a
+  compressed network, parameters x bits / 8, a sparse matrix as bitmask + nonzeros when smaller.
 
 A :class:`~rlcomp.compress.FakeQuantLinear` (QAT) counts as the float layer it is; after training,
 PTQ-style conversion to ``QuantizedLinear`` is what holds int8 values.
@@ -29,12 +31,13 @@ tensor goes uncounted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from rlcomp.compress.quant import QuantizedLinear
+from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
 
 
 @dataclass(frozen=True)
@@ -87,36 +90,6 @@ def _layers(net: nn.Module) -> list[Layer]:
     return found
 
 
-def count_params(net: nn.Module) -> int:
-    """Weight and bias entries held (int8 values included, quantization scales not)."""
-    return sum(w.numel() + (0 if b is None else b.numel()) for w, b, _ in _layers(net))
-
-
-def count_weights(net: nn.Module) -> int:
-    """Weight entries, biases excluded."""
-    return sum(w.numel() for w, _, _ in _layers(net))
-
-
-def count_nonzero_weights(net: nn.Module) -> int:
-    """Weight entries that are not zero."""
-    return sum(int(torch.count_nonzero(w.detach())) for w, _, _ in _layers(net))
-
-
-def count_scales(net: nn.Module) -> int:
-    """Quantization scales (one per output channel of each int8 layer)."""
-    return sum(t.numel() for _, _, scales in _layers(net) for t in scales)
-
-
-def flops_per_decision(net: nn.Module) -> int:
-    """2 x multiply-adds of a batch-1 forward pass, weight matrices counted dense."""
-    return 2 * count_weights(net)
-
-
-def sparse_flops_per_decision(net: nn.Module) -> int:
-    """2 x multiply-adds a batch-1 forward pass needs when zero weights are skipped."""
-    return 2 * count_nonzero_weights(net)
-
-
 def model_size(net: nn.Module) -> ModelSize:
     """All the size measures of ``net`` at once."""
     layers = _layers(net)
@@ -133,3 +106,27 @@ def model_size(net: nn.Module) -> ModelSize:
         sparse_flops=2 * nonzero,
         tensor_bytes=sum(_bytes((w, b, *scales)) for w, b, scales in layers),
     )
+
+
+def theoretical_bytes(net: nn.Module) -> int:
+    """Bytes of the information in a compressed network, before any container overhead.
+
+    Each stored parameter costs its bits / 8 (4 bytes float32, 1 byte int8); a weight matrix that
+    is cheaper as a bitmask plus its nonzeros costs ``numel / 8 + nnz x value bytes``. Scales and
+    file headers are overhead and not counted.
+    """
+    total = 0.0
+    for m in net.modules():
+        if isinstance(m, FakeQuantLinear):
+            m = m.quantized()
+        if type(m) is nn.Linear:
+            weight, bias, value_bytes = m.weight, m.bias, 4
+        elif isinstance(m, QuantizedLinear):
+            weight, bias, value_bytes = m.qweight, m.qbias, 1
+        else:
+            continue
+        numel, nnz = weight.numel(), int((weight != 0).sum())
+        dense = numel * value_bytes
+        total += min(dense, numel / 8 + nnz * value_bytes)
+        total += 0 if bias is None else bias.numel() * value_bytes
+    return math.ceil(total)

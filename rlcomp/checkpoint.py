@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load as load_safetensors_bytes
 
-from rlcomp.agents.policy import Policy
 from rlcomp.envs import resolve_env_id
-from rlcomp.files import atomic_write, safetensors_bytes
+from rlcomp.files import SafetensorsError, atomic_write, read_safetensors, safetensors_bytes
 from rlcomp.nets import ObsNormalizer, mlp
+from rlcomp.policy import Policy
 
 FORMAT = "rlcomp-checkpoint/1"
 """The ``format`` field of every checkpoint this version writes and reads."""
@@ -88,22 +87,6 @@ def save_checkpoint(stem: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     return st_path.with_suffix("")
 
 
-def read_safetensors_metadata(blob: bytes) -> dict:
-    """The ``__metadata__`` of a safetensors blob, or raise if the header is not safetensors."""
-    if len(blob) < 8:
-        raise CheckpointError("too short to be a safetensors file")
-    n = int.from_bytes(blob[:8], "little")
-    if n <= 0 or 8 + n > len(blob):
-        raise CheckpointError("not a safetensors file (bad or truncated header)")
-    try:
-        header = json.loads(blob[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError("not a safetensors file (header is not JSON)") from exc
-    if not isinstance(header, dict):
-        raise CheckpointError("not a safetensors file (header is not a JSON object)")
-    return header.get("__metadata__") or {}
-
-
 def load_checkpoint(name: str | os.PathLike, env_id: str | None = None) -> Checkpoint:
     """Load and validate a checkpoint; with ``env_id``, refuse one trained on another environment.
 
@@ -122,12 +105,9 @@ def load_checkpoint(name: str | os.PathLike, env_id: str | None = None) -> Check
     _check_format(meta, json_path)
     blob = st_path.read_bytes()
     try:
-        header = read_safetensors_metadata(blob)
-        tensors = load_safetensors_bytes(blob)
-    except CheckpointError as exc:
+        header, tensors = read_safetensors(blob)
+    except SafetensorsError as exc:
         raise CheckpointError(f"{st_path}: {exc}") from exc
-    except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise CheckpointError(f"{st_path}: damaged safetensors file ({exc})") from exc
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{st_path}: not an rlcomp checkpoint (no {FORMAT} metadata)")
     digest = hashlib.sha256(blob).hexdigest()

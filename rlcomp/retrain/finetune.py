@@ -22,6 +22,11 @@ structure. What the compression fixed stays fixed:
 - Double DQN's target network is a copy of the compressed online network and is updated by
   copying it, so it is compressed too ("compressed target networks", :func:`compressed_target`).
 
+The training itself is the agent's own loop, :func:`rlcomp.agents.ddqn.ddqn_loop` or
+:func:`rlcomp.agents.pg.pg_loop`, run through its hooks (:class:`rlcomp.agents.common.Hooks`):
+``target`` is :func:`compressed_target`, ``after_optimizer_step`` re-applies the pruning mask;
+the starting network is the compressed one and the number of steps is the budget.
+
 Double DQN starts from an empty replay buffer filled by the compressed agent's own epsilon-greedy
 actions (``epsilon`` defaults to the run's final ``eps_end``), with ``learning_starts`` of
 ``min(config.learning_starts, steps // 10)``; policy gradient continues with the checkpoint's value
@@ -35,6 +40,7 @@ seeds. The same inputs and seed give bit-identical weights.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -42,19 +48,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlcomp.agents.checkpoint import Checkpoint, build_net
-from rlcomp.agents.ddqn import DDQNConfig, ReplayBuffer, epsilon_greedy, gradient_step
-from rlcomp.agents.pg import (
-    GaussianPolicy,
-    PGConfig,
-    RolloutState,
-    collect_rollout,
-    update_on_rollout,
-)
+from rlcomp.agents.common import Hooks, LoopResult
+from rlcomp.agents.ddqn import DDQNConfig, ddqn_loop
+from rlcomp.agents.pg import GaussianPolicy, PGConfig, pg_loop
+from rlcomp.checkpoint import Checkpoint, build_net
 from rlcomp.compress.lowrank import FactorizedLinear
 from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
 from rlcomp.envs import make_env, make_vec_env, set_seed
-from rlcomp.nets import ObsNormalizer, RunningMeanStd
+from rlcomp.nets import ObsNormalizer
 
 FINETUNE_SEED_BASE = 2_000_000
 """Fine-tuning episodes are seeded from ``FINETUNE_SEED_BASE + seed`` on: apart from the final
@@ -119,8 +120,9 @@ class PruningMask:
     """Holds the zeros of every Linear weight (factors included) fixed while a network trains.
 
     The mask is taken when the object is made: every weight that is zero then stays zero. After
-    :meth:`attach`, masked gradients are zeroed during the backward pass (before any clipping) and
-    the mask is applied to the weights after every step of the optimizer.
+    :meth:`attach`, masked gradients are zeroed during the backward pass (before any clipping);
+    :meth:`apply` sets the masked weights to zero again, and the training loop calls it after every
+    optimizer step (its ``after_optimizer_step`` hook).
     """
 
     def __init__(self, net: nn.Module) -> None:
@@ -138,11 +140,10 @@ class PruningMask:
             for weight, mask in self.masks:
                 weight.mul_(mask)
 
-    def attach(self, optimizer: torch.optim.Optimizer) -> None:
-        """Mask the gradients of the masked weights and re-apply the mask after each step."""
+    def attach(self) -> None:
+        """Mask the gradients of the masked weights as the backward pass computes them."""
         for weight, mask in self.masks:
             self._handles.append(weight.register_hook(lambda grad, m=mask: grad * m))
-        self._handles.append(optimizer.register_step_post_hook(lambda *_: self.apply()))
 
     def detach(self) -> None:
         """Remove the hooks :meth:`attach` installed."""
@@ -247,8 +248,13 @@ def _check_net(ckpt: Checkpoint, net: nn.Module) -> None:
                          f"{sizes[-1]} outputs, got output {shape} for one observation")
 
 
-def _config(ckpt: Checkpoint, overrides: dict) -> tuple[DDQNConfig | PGConfig, dict]:
-    """The run's config with ``overrides`` applied, and the fine-tuning-only settings."""
+def _config(ckpt: Checkpoint, steps: int, seed: int, overrides: dict) -> DDQNConfig | PGConfig:
+    """The settings fine-tuning runs the agent's loop with.
+
+    The run's config with ``overrides`` applied and ``seed`` as its seed; for Double DQN the
+    exploration probability is constant (``epsilon``) and ``learning_starts`` defaults to
+    ``min(config.learning_starts, steps // 10)``.
+    """
     algo = ckpt.algo
     allowed = {"ddqn": DDQN_SETTINGS, "pg": PG_SETTINGS}[algo]
     unknown = sorted(set(overrides) - set(allowed))
@@ -266,13 +272,16 @@ def _config(ckpt: Checkpoint, overrides: dict) -> tuple[DDQNConfig | PGConfig, d
                 raise ValueError(f"{ckpt.name}: policy-gradient checkpoint has no {key!r}")
         values["total_steps"] = max(values["total_steps"],
                                     values["rollout_steps"] * values["num_envs"])
-        return PGConfig(**values), {}
+        return PGConfig(**{**values, "seed": seed})
     config = DDQNConfig(**values)
     epsilon = overrides.get("epsilon", config.eps_end)
     if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) \
             or not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
-    return config, {"epsilon": float(epsilon)}
+    learning_starts = overrides.get("learning_starts", min(config.learning_starts, steps // 10))
+    # eps_start == eps_end: epsilon_at gives exactly epsilon at every step.
+    return dataclasses.replace(config, seed=seed, learning_starts=learning_starts,
+                               eps_start=float(epsilon), eps_end=float(epsilon))
 
 
 def finetune(ckpt: Checkpoint, net: nn.Module, steps: int, seed: int,
@@ -306,7 +315,7 @@ def finetune(ckpt: Checkpoint, net: nn.Module, steps: int, seed: int,
     if ckpt.algo not in ("ddqn", "pg"):
         raise ValueError(f"cannot fine-tune algorithm {ckpt.algo!r} (known: ddqn, pg)")
     _check_net(ckpt, net)
-    config, extra = _config(ckpt, overrides)
+    config = _config(ckpt, steps, seed, overrides)
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     if steps == 0:
         return FinetuneResult(copy.deepcopy(net), 0, 0, time.process_time() - cpu_start,
@@ -315,59 +324,36 @@ def finetune(ckpt: Checkpoint, net: nn.Module, steps: int, seed: int,
     set_seed(seed)
     work, conversions = trainable_copy(net)
     mask = PruningMask(work)
-    if ckpt.algo == "ddqn":
-        learning_starts = overrides.get("learning_starts",
-                                        min(config.learning_starts, steps // 10))
-        env_steps, updates = _finetune_ddqn(ckpt, config, work, mask, steps, seed,
-                                            extra["epsilon"], learning_starts)
+    mask.attach()
+    hooks = Hooks(after_optimizer_step=mask.apply, target=compressed_target)
+    if isinstance(config, DDQNConfig):
+        run = _finetune_ddqn(ckpt, config, work, steps, hooks)
     else:
-        env_steps, updates = _finetune_pg(ckpt, config, work, mask, steps, seed)
+        run = _finetune_pg(ckpt, config, work, steps, hooks)
     mask.detach()
     mask.apply()
     out = restored_copy(work, conversions)
-    return FinetuneResult(out, env_steps, updates, time.process_time() - cpu_start,
+    return FinetuneResult(out, run.env_steps, run.updates, time.process_time() - cpu_start,
                           time.perf_counter() - wall_start)
 
 
-def _finetune_ddqn(ckpt: Checkpoint, config: DDQNConfig, q_net: nn.Module, mask: PruningMask,
-                   steps: int, seed: int, epsilon: float,
-                   learning_starts: int) -> tuple[int, int]:
-    """Double DQN from the compressed ``q_net`` (trained in place); returns (env steps, updates)."""
+def _finetune_ddqn(ckpt: Checkpoint, config: DDQNConfig, q_net: nn.Module, steps: int,
+                   hooks: Hooks) -> LoopResult:
+    """Double DQN's loop from the compressed ``q_net`` (trained in place)."""
     env = make_env(ckpt.env_id)
-    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
-    target_net = compressed_target(q_net)
-    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.lr, fused=True)
-    mask.attach(optimizer)
-    buffer = ReplayBuffer(min(config.buffer_size, steps), obs_dim, seed=seed)
-    explore_rng = np.random.default_rng(seed + 1)
-    updates = 0
-
-    obs, _ = env.reset(seed=FINETUNE_SEED_BASE + seed)
-    for step in range(1, steps + 1):
-        action = epsilon_greedy(q_net, obs, epsilon, explore_rng, n_actions)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        obs = next_obs
-        if terminated or truncated:
-            obs, _ = env.reset()
-
-        if step > learning_starts and step % config.train_freq == 0:
-            for _ in range(config.gradient_steps):
-                gradient_step(q_net, target_net, optimizer, buffer.sample(config.batch_size),
-                              config.gamma, config.max_grad_norm)
-                updates += 1
-        if step % config.target_update_interval == 0:
-            target_net.load_state_dict(q_net.state_dict())
+    run = ddqn_loop(config, env, q_net, steps, episode_seed=FINETUNE_SEED_BASE + config.seed,
+                    hooks=hooks)
     env.close()
-    return steps, updates
+    return run
 
 
-def _finetune_pg(ckpt: Checkpoint, config: PGConfig, mean_net: nn.Module, mask: PruningMask,
-                 steps: int, seed: int) -> tuple[int, int]:
-    """Policy gradient from the compressed ``mean_net`` (trained in place)."""
-    envs = make_vec_env(ckpt.env_id, config.num_envs, seed=FINETUNE_SEED_BASE + seed)
-    space = envs.single_action_space
-    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+def _finetune_pg(ckpt: Checkpoint, config: PGConfig, mean_net: nn.Module, steps: int,
+                 hooks: Hooks) -> LoopResult:
+    """Policy gradient's loop from the compressed ``mean_net`` (trained in place).
+
+    The checkpoint's log-std and value network start; its observation statistics stay frozen.
+    """
+    envs = make_vec_env(ckpt.env_id, config.num_envs, seed=FINETUNE_SEED_BASE + config.seed)
     if "obs_norm.mean" in ckpt.tensors:
         normalize = ObsNormalizer(ckpt.tensors["obs_norm.mean"].numpy(),
                                   ckpt.tensors["obs_norm.var"].numpy())
@@ -375,31 +361,10 @@ def _finetune_pg(ckpt: Checkpoint, config: PGConfig, mean_net: nn.Module, mask: 
         def normalize(o: np.ndarray) -> np.ndarray:
             return o.astype(np.float32)
 
-    sizes = ckpt.meta["architecture"]["net"]
-    policy = GaussianPolicy(sizes, 0.0, mean_net=mean_net)
+    policy = GaussianPolicy(ckpt.meta["architecture"]["net"], 0.0, mean_net=mean_net)
     with torch.no_grad():
         policy.log_std.copy_(ckpt.tensors["log_std"])
     value_net = build_net(ckpt, "value_net")
-    params = list(policy.parameters()) + list(value_net.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5, fused=True)
-    mask.attach(optimizer)
-    batch_rng = np.random.default_rng(seed + 1)
-    ret_rms = RunningMeanStd(()) if config.normalize_reward else None
-    N = config.num_envs
-    state = RolloutState(obs=normalize(envs.initial_obs), discounted=np.zeros(N),
-                         episode_returns=np.zeros(N), ret_rms=ret_rms,
-                         curve={"episode_end_step": [], "episode_return": []})
-
-    per_rollout = config.rollout_steps * N
-    lengths = [config.rollout_steps] * (steps // per_rollout)
-    if (steps % per_rollout) // N:
-        lengths.append((steps % per_rollout) // N)
-    updates = 0
-    for length in lengths:
-        rollout = collect_rollout(policy, value_net, envs, state, length, config, normalize,
-                                  None, low, high)
-        updates += update_on_rollout(policy, value_net, optimizer, params, rollout, config,
-                                     batch_rng)
+    run = pg_loop(config, envs, policy, value_net, steps, normalize, hooks=hooks)
     envs.close()
-    return state.step, updates
-
+    return run

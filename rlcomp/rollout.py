@@ -28,9 +28,9 @@ import numpy as np
 import psutil
 import torch
 
-from rlcomp.agents.policy import Policy
-from rlcomp.analysis.stats import summarize_returns
 from rlcomp.envs import make_env
+from rlcomp.policy import Policy
+from rlcomp.stats import summarize_returns
 
 BATCH_ROWS = 64
 """Rows of every forward pass: a pool of up to 64 environments is padded to 64 rows, a larger one is

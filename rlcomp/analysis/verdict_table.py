@@ -1,4 +1,10 @@
-"""Every claim the chapters measure, with a link to our figure: the verdict table of the book."""
+"""The verdicts in words: the book's verdict table and the paragraph under each chapter's figure.
+
+:data:`ENTRIES` says which claim of :mod:`rlcomp.analysis.claims` each chapter measures, where
+our figure is and what the measurement rests on; :func:`all_claims` and :func:`portable_claims`
+measure them; :func:`claims_html` renders the table (chapter 05 and the introduction), and
+:func:`claim_markdown` one claim for the chapter that shows it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,11 @@ from typing import Literal
 
 import pandas as pd
 
-from rlcomp.analysis import verdicts
-from rlcomp.analysis.claims import ClaimResult, describe, rule_text
+from rlcomp.analysis import claims
+from rlcomp.analysis.claims import ClaimResult
+from rlcomp.analysis.verdict_rules import describe, rule_text
 from rlcomp.envs import CHAOTIC_ENVS
+from rlcomp.experiments.plans import FINE_TUNING, LOW_RANK, PRUNING, QUANTIZATION
 
 
 @dataclass(frozen=True)
@@ -45,24 +53,24 @@ class Entry:
 
 
 ENTRIES = (
-    Entry("01-pruning", verdicts.minor_compression_gain, "fig-pruning-return", "returns"),
-    Entry("02-low-rank", verdicts.pruning_hurts_more, "fig-lowrank-grid-return", "returns"),
-    Entry("02-low-rank", lambda f: verdicts.rank_resources(f, metric="cpu_seconds_per_step"),
+    Entry(PRUNING, claims.minor_compression_gain, "fig-pruning-return", "returns"),
+    Entry(LOW_RANK, claims.pruning_hurts_more, "fig-lowrank-grid-return", "returns"),
+    Entry(LOW_RANK, lambda f: claims.rank_resources(f, metric="cpu_seconds_per_step"),
           "fig-lowrank-cpu", "timing"),
-    Entry("02-low-rank", lambda f: verdicts.rank_resources(f, metric="seconds_per_step"),
+    Entry(LOW_RANK, lambda f: claims.rank_resources(f, metric="seconds_per_step"),
           "fig-lowrank-evaltime", "timing"),
-    Entry("02-low-rank", lambda f: verdicts.rank_resources(f, metric="ram_percent"),
+    Entry(LOW_RANK, lambda f: claims.rank_resources(f, metric="ram_percent"),
           "fig-lowrank-ram", "timing"),
-    Entry("02-low-rank", verdicts.evaltime_drop_30_across_pruning, "fig-lowrank-evaltime",
+    Entry(LOW_RANK, claims.evaltime_drop_30_across_pruning, "fig-lowrank-evaltime",
           "timing"),
-    Entry("02-low-rank", verdicts.keep_io_remedy, "fig-lowrank-keep-io", "returns"),
-    Entry("03-quantization", lambda f: verdicts.quant_cpu_ram(f, metric="cpu_seconds_per_step"),
+    Entry(LOW_RANK, claims.keep_io_remedy, "fig-lowrank-keep-io", "returns"),
+    Entry(QUANTIZATION, lambda f: claims.quant_cpu_ram(f, metric="cpu_seconds_per_step"),
           "fig-quant-cpu", "timing"),
-    Entry("03-quantization", lambda f: verdicts.quant_cpu_ram(f, metric="ram_percent"),
+    Entry(QUANTIZATION, lambda f: claims.quant_cpu_ram(f, metric="ram_percent"),
           "fig-quant-ram", "timing"),
-    Entry("03-quantization", verdicts.quant_storage, "fig-quant-storage", "sizes"),
-    Entry("04-fine-tuning", verdicts.finetune_no_gain, "fig-finetune-evaltime", "trained"),
-    Entry("04-fine-tuning", verdicts.finetune_deviation, "fig-finetune-evaltime", "timing"),
+    Entry(QUANTIZATION, claims.quant_storage, "fig-quant-storage", "sizes"),
+    Entry(FINE_TUNING, claims.finetune_no_gain, "fig-finetune-evaltime", "trained"),
+    Entry(FINE_TUNING, claims.finetune_deviation, "fig-finetune-evaltime", "timing"),
 )
 """The verdict table's rows, in the order of the chapters."""
 
@@ -126,20 +134,7 @@ def _cells(v: Verdict, digits: int) -> tuple[str, str, tuple[str, str], str, str
             rule_text(r.rule, r.threshold, r.unit, r.confidence), r.verdict)
 
 
-def claims_markdown(verdicts_: list[Verdict], deterministic_only: bool = False,
-                    digits: int = 3) -> str:
-    """A Markdown table: claim, the study's figure, ours (a link), measurement, rule, verdict."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for v in verdicts_:
-        if deterministic_only and not v.deterministic:
-            continue
-        claim, figure, (anchor, link), measured, rule, verdict = _cells(v, digits)
-        row = (claim, figure, f"[{anchor}]({link})", measured, rule, f"**{verdict}**")
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
-    return "\n".join(lines)
-
-
-def claims_html(verdicts_: list[Verdict], deterministic_only: bool = False,
+def claims_html(verdicts: list[Verdict], deterministic_only: bool = False,
                 digits: int = 3) -> str:
     """The verdict table as an HTML table, one row per claim (the chapter and the introduction).
 
@@ -149,7 +144,7 @@ def claims_html(verdicts_: list[Verdict], deterministic_only: bool = False,
     """
     head = "".join(f"<th>{name}</th>" for name in HEADERS)
     rows = []
-    for v in verdicts_:
+    for v in verdicts:
         if deterministic_only and not v.deterministic:
             continue
         claim, figure, (anchor, link), measured, rule, verdict = _cells(v, digits)
@@ -161,3 +156,13 @@ def claims_html(verdicts_: list[Verdict], deterministic_only: bool = False,
     kind = "deterministic" if deterministic_only else "all"
     return (f'<table class="table claims-table" data-claims="{kind}"><thead><tr>{head}</tr>'
             "</thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def claim_markdown(result: ClaimResult, digits: int = 3) -> str:
+    """The claim, our measurement and the verdict as a short Markdown paragraph for a chapter."""
+    measured = describe(result.measured, result.unit, digits, result.confidence)
+    what = f"{result.what}: " if result.what else ""
+    return (f"**The study's claim** ({result.claim.figure}): {result.claim.text}  \n"
+            f"**Our measurement**: {what}{measured}.  \n"
+            f"**Verdict**: {result.verdict} "
+            f"({rule_text(result.rule, result.threshold, result.unit, result.confidence)}).")
