@@ -284,3 +284,12 @@ def test_claims_html_is_a_table_with_one_row_per_claim():
     timing = Verdict(verdicts[0].result, verdicts[0].link, deterministic=False)
     only = claims_html([*verdicts, timing], deterministic_only=True)
     assert 'data-claims="deterministic"' in only and only.count("<tr>") == len(verdicts) + 1
+
+
+def test_headline_numbers_are_the_checkpoints_final_means():
+    checkpoints = training.load_checkpoints(ROOT / "checkpoints")
+    table = training.checkpoint_table(checkpoints)
+    headline = training.headline_numbers(table, decimals=6)
+    assert list(headline.columns) == ["return_mean"]
+    recorded = sorted(round(c.meta["final_eval"]["mean_return"], 6) for c in checkpoints)
+    assert sorted(headline["return_mean"]) == recorded and len(recorded) >= 2

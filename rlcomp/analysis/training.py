@@ -158,7 +158,7 @@ def cost_view(table: pd.DataFrame) -> pd.DataFrame:
 
 def headline_numbers(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     """The chapter's headline: the final mean return of every agent, per environment and seed."""
-    view = table.set_index(["env", "algo", "variant", "train_seed"])[["mean_return"]]
+    view = table.set_index(["env", "algo", "variant", "train_seed"])[["return_mean"]]
     return view.round(decimals)
 
 
