@@ -17,16 +17,16 @@ half-written notebook; it ends with one line on stderr and exit code 1. A mistak
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import re
 import shlex
 import sys
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from rlcomp.envs import environment_variables
 from rlcomp.files import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,21 +130,6 @@ def provenance(name: str, profile: str, parameters: dict, command: Sequence[str]
     return {"chapter": name, "profile": profile, "parameters": parameters, **origin}
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block (the kernel inherits them)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def write_notebook(nb, out: Path) -> None:
     """Write ``nb`` to ``out`` atomically: nothing is half-written if the write fails."""
     import nbformat
@@ -187,7 +172,7 @@ def run_chapter(name: str, profile: str, out: str | os.PathLike, *, root: Path =
     command = list(command) if command is not None else [sys.executable, *sys.argv]
     logging.getLogger("papermill").setLevel(logging.WARNING)
     try:
-        with _environment(KERNEL_ENV):
+        with environment_variables(KERNEL_ENV):
             executed = papermill.execute_notebook(
                 nb, None, parameters=params, kernel_name=KERNEL, language="python",
                 cwd=str(root), progress_bar=False, log_output=False,

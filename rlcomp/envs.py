@@ -6,11 +6,13 @@ The poster names ``LunarLander-v2`` and ``HalfCheetah-v2``; Gymnasium 1.x ships 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -232,3 +234,21 @@ def env_io_sizes(env_id: str) -> tuple[int, int, bool]:
         return obs_size, int(np.prod(space.shape)), False
     finally:
         env.close()
+
+
+@contextlib.contextmanager
+def environment_variables(values: dict[str, str]) -> Iterator[None]:
+    """Set process environment variables inside the block; child processes inherit them.
+
+    The previous values, or their absence, are restored afterwards.
+    """
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

@@ -40,6 +40,7 @@ from rlcomp.analysis.plotting import LEVEL_LABELS, draw_band, error_bars, finish
 from rlcomp.analysis.selection import (
     DEFAULT_BOOT,
     GRID_METHODS,
+    grid_over_seeds,
     over_seeds,
     relative_to_dense,
     resolve_env,
@@ -157,9 +158,8 @@ def rank_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     Returns:
         Columns ``prune, lowrank, estimate, ci_low, ci_high, n_seeds``.
     """
-    env = resolve_env(frame, env)
-    rows = select(frame, env=env, methods=methods, finetuned=finetuned, metric=metric)
-    table = over_seeds(rows, ["prune", "lowrank"], None, boot)
+    env, table = grid_over_seeds(frame, env=env, methods=methods, finetuned=finetuned,
+                                 metric=metric, boot=boot)
     if prune_levels is not None:
         wanted = np.asarray(prune_levels, dtype=float)
         table = table[[bool(np.isclose(p, wanted).any()) for p in table["prune"]]]
@@ -245,9 +245,8 @@ def grid_heatmap(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     Returns:
         Columns ``prune, lowrank, estimate, ci_low, ci_high, n_seeds``.
     """
-    env = resolve_env(frame, env)
-    rows = select(frame, env=env, methods=methods, finetuned=finetuned, metric=metric)
-    table = over_seeds(rows, ["prune", "lowrank"], None, boot)
+    env, table = grid_over_seeds(frame, env=env, methods=methods, finetuned=finetuned,
+                                 metric=metric, boot=boot)
     finish_axes(ax, LEVEL_LABELS["prune"], LEVEL_LABELS["lowrank"], title or env, empty=table.empty,
             legend=False)
     if table.empty:

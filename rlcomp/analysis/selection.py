@@ -126,3 +126,15 @@ def without_finetuned_dense(frame: pd.DataFrame) -> pd.DataFrame:
     agent there (the control stays in :func:`rlcomp.analysis.tables.finetune_table`).
     """
     return frame[~((frame["method"] == "dense") & frame["finetuned"])]
+
+
+def grid_over_seeds(frame: pd.DataFrame, *, env: str | None, methods: Sequence[str],
+                    finetuned: bool, metric: str,
+                    boot: Bootstrap = DEFAULT_BOOT) -> tuple[str | None, pd.DataFrame]:
+    """The environment meant by ``env`` and ``metric`` over seeds per (prune, lowrank) pair.
+
+    What the poster's grid figures (Fig 5, 6, 8) draw, as lines or as a heatmap.
+    """
+    env = resolve_env(frame, env)
+    rows = select(frame, env=env, methods=methods, finetuned=finetuned, metric=metric)
+    return env, over_seeds(rows, ["prune", "lowrank"], None, boot)

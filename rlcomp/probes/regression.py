@@ -48,6 +48,7 @@ from rlcomp.envs import (
     PERTURB_SEED_VARIABLE,
     PERTURB_VARIABLE,
     configure_torch,
+    environment_variables,
     make_env,
     set_seed,
 )
@@ -113,17 +114,9 @@ def perturbed(scale: float, seed: int = 0) -> Iterator[None]:
     Sets :data:`~rlcomp.envs.PERTURB_VARIABLE` (and the seed's variable), which environments read
     when they are made; the previous values are restored afterwards.
     """
-    saved = {k: os.environ.get(k) for k in (PERTURB_VARIABLE, PERTURB_SEED_VARIABLE)}
-    os.environ[PERTURB_VARIABLE] = repr(float(scale))
-    os.environ[PERTURB_SEED_VARIABLE] = str(int(seed))
-    try:
+    values = {PERTURB_VARIABLE: repr(float(scale)), PERTURB_SEED_VARIABLE: str(int(seed))}
+    with environment_variables(values):
         yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 def compressed_policy(ckpt: Checkpoint, spec: str) -> Policy:
