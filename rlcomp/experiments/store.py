@@ -26,7 +26,7 @@ Durability (``synchronous=NORMAL``): a killed or crashed process never loses a c
 a power failure may lose the last few, never the file's consistency. Running the sweep again
 redoes exactly the lost jobs.
 
-Claims (:mod:`rlcomp.experiments.claims`): before a sweep runs a job it claims the job's key, so
+Claims (:mod:`rlcomp.experiments.job_claims`): before a sweep runs a job it claims the job's key, so
 two sweeps of one grid on one store run each job once between them; ``put`` removes the claim with
 the result, ``release`` when the job is given up, and a dead process's claim is taken over.
 
@@ -51,7 +51,7 @@ from pathlib import Path
 import pandas as pd
 
 from rlcomp.compress.specs import METHODS, Spec, canonical_spec, spec_columns
-from rlcomp.experiments import claims, schema
+from rlcomp.experiments import job_claims, schema
 from rlcomp.experiments.schema import StoreError
 
 DEFAULT_PATH = "results/rlcomp.sqlite"
@@ -301,23 +301,23 @@ class ResultStore:
         """
         if self.readonly:
             raise StoreError(f"{self.path}: opened read-only; cannot claim")
-        pid, started = claims.this_process()
+        pid, started = job_claims.this_process()
         with self._write() as conn:
-            return claims.take_claim(conn, key, pid, started)
+            return job_claims.take_claim(conn, key, pid, started)
 
     def release(self, keys: Iterable[str]) -> None:
         """Give up this process's claims on ``keys`` (jobs not run after all)."""
         if self.readonly:
             return
-        rows = claims.own_claims(keys)
+        rows = job_claims.own_claims(keys)
         if rows:
             with self._write() as conn:
-                claims.release_claims(conn, rows)
+                job_claims.release_claims(conn, rows)
 
     def claimed(self) -> set[str]:
         """The keys claimed by live processes (jobs being run now)."""
         with self._lock:
-            return claims.live_claims(self._conn)
+            return job_claims.live_claims(self._conn)
 
     def has(self, key: str) -> bool:
         """Whether a result with this ``job_key`` is stored."""
