@@ -19,8 +19,8 @@
 # (its Fig 3). This chapter repeats that for both environments with three ways of choosing what to
 # remove: *global* (the smallest weights across all layers, the study's method), *per-layer* (the
 # same fraction of every layer) and *structured* (whole hidden neurons, so that the network really
-# becomes narrower). Every point is the mean over training seeds with a 95% stratified-bootstrap
-# confidence interval.
+# becomes narrower). Every point is the mean over training seeds with a 95% t confidence
+# interval over the per-seed values.
 #
 # **Prerequisites.** The trained checkpoints (chapter [Setup](00-setup)). The chapter runs its
 # sweep (the same jobs as `rlcomp sweep sweeps/01-pruning.<profile>.yaml`) through the results
@@ -67,12 +67,12 @@ plt.close(fig)
 # :name: fig-pruning-return
 #
 # Fig 3 of the study, both environments: mean return over the evaluation episodes against the
-# percentage of weights pruned; one line per way of pruning, the dense agent at 0%. Bands: 95%
-# bootstrap confidence intervals over training seeds.
+# percentage of weights pruned; one line per way of pruning, the dense agent at 0%. Bands: 95% t
+# confidence intervals over training seeds.
 # ```
 
 # %%
-Markdown(claim_markdown(minor_compression_gain(frame)))
+Markdown(claim_markdown(minor_compression_gain, frame))
 
 # %% [markdown]
 # ## What pruning saves

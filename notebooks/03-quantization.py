@@ -24,7 +24,7 @@
 # and in ONNX Runtime. Beside the int8 agent stand three more models: pruned 50% then int8, rank
 # reduced 50% then int8 (two compressions composed), and rank reduced 75% in float32 (about half
 # the parameters: a model whose arithmetic, not only its file, shrinks). Every number is the mean
-# over training seeds with a 95% bootstrap confidence interval.
+# over training seeds with a 95% t confidence interval.
 #
 # The study quantized *in training*. Quantization-aware training (QAT) trains the int8 network
 # itself, with straight-through gradients through the rounding, so it needs training steps: it is
@@ -36,6 +36,8 @@
 # already stored are not run again.
 
 # %%
+from functools import partial
+
 import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from myst_nb import glue
@@ -82,7 +84,7 @@ plt.close(fig)
 #
 # Mean return over the evaluation episodes of the dense agent, its int8 version (post-training
 # quantization), pruned 50% then int8, rank reduced 50% then int8, and rank reduced 75% in
-# float32. Error bars: 95% bootstrap confidence intervals over training seeds.
+# float32. Error bars: 95% t confidence intervals over training seeds.
 # ```
 
 # %% [markdown]
@@ -118,7 +120,7 @@ plt.close(fig)
 # ```
 
 # %%
-Markdown(claim_markdown(quant_storage(frame)))
+Markdown(claim_markdown(quant_storage, frame))
 
 # %% [markdown]
 # The bytes behind the figure for every model of the chapter: the compact file, the theoretical
@@ -154,12 +156,15 @@ plt.close(fig)
 # :name: fig-quant-cpu
 #
 # CPU during evaluation. Top: CPU % of the evaluating process (the study's measure). Bottom: CPU
-# microseconds per environment step (environment and policy together). Error bars: 95% bootstrap
-# confidence intervals over training seeds.
+# microseconds per environment step (environment and policy together). Error bars: 95% t confidence
+# intervals over training seeds.
 # ```
 
 # %%
-Markdown(claim_markdown(quant_cpu_ram(frame, "cpu_seconds_per_step")))
+Markdown(claim_markdown(partial(quant_cpu_ram, metric="policy_time_ratio"), frame))
+
+# %%
+Markdown(claim_markdown(partial(quant_cpu_ram, metric="cpu_percent"), frame))
 
 # %% [markdown]
 # The share of RAM of the evaluating process is mostly the Python runtime, PyTorch and the
@@ -184,15 +189,15 @@ plt.close(fig)
 #
 # Memory. Top: % RAM of the evaluating process (the study's measure). Bottom: the model's
 # footprint in an isolated inference process, resident MB with the model minus without it (its
-# tensors, the copies loading left alive, activations and kernel workspace). Error bars: 95%
-# bootstrap confidence intervals over training seeds.
+# tensors, the copies loading left alive, activations and kernel workspace). Error bars: 95% t
+# confidence intervals over training seeds.
 # ```
 
 # %%
-Markdown(claim_markdown(quant_cpu_ram(frame, "ram_percent")))
+Markdown(claim_markdown(partial(quant_cpu_ram, metric="ram_percent"), frame))
 
 # %%
-Markdown(claim_markdown(quant_cpu_ram(frame, "isolated_footprint_bytes")))
+Markdown(claim_markdown(partial(quant_cpu_ram, metric="isolated_footprint_bytes"), frame))
 
 # %% [markdown]
 # The footprint is a small difference between two resident sizes that are each far larger than
@@ -237,7 +242,7 @@ plt.close(fig)
 #
 # Median latency of one decision at batch size 1 (one thread, after warm-up) in PyTorch eager
 # and in ONNX Runtime, for the dense agent, its int8 version and the model rank reduced 75%.
-# Error bars: 95% bootstrap confidence intervals over training seeds.
+# Error bars: 95% t confidence intervals over training seeds.
 # ```
 
 # %% [markdown]

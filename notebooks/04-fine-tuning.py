@@ -46,11 +46,13 @@
 # (`results/smoke.sqlite` in the `smoke` profile), so jobs already stored are not run again.
 
 # %%
+from functools import partial
+
 import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from myst_nb import glue
 
-from rlcomp.analysis.claims import finetune_deviation, finetune_no_gain
+from rlcomp.analysis.claims import finetune_cost, finetune_deviation, finetune_no_gain
 from rlcomp.analysis.figures import fig4_evaltime_return, fig10_ram_return, label_points
 from rlcomp.analysis.figures_bars import finetune_cost_bars
 from rlcomp.analysis.selection import without_finetuned_dense
@@ -102,7 +104,7 @@ plt.close(fig)
 # agent's, one point per compression, naive and fine-tuned; the star is the dense agent. Labels:
 # P = pruned, R = rank reduced (with the % level), int8 = post-training quantization, QAT =
 # quantization-aware. Top: the wall time of all evaluation episodes (the study's measure).
-# Bottom: wall time per environment step. Error bars: 95% bootstrap confidence intervals over
+# Bottom: wall time per environment step. Error bars: 95% t confidence intervals over
 # training seeds, in both directions. The dense agent fine-tuned (the control) is left out here;
 # its return is in the table below.
 # ```
@@ -116,7 +118,7 @@ plt.close(fig)
 # the study's claim is that it is negative here and positive for RAM (Fig 10).
 
 # %%
-Markdown(claim_markdown(finetune_deviation(frame, "eval_seconds")))
+Markdown(claim_markdown(partial(finetune_deviation, x_metric="eval_seconds"), frame))
 
 # %% [markdown]
 # ## Return against RAM (Fig 10)
@@ -134,13 +136,13 @@ plt.close(fig)
 #
 # Fig 10 of the study, both environments: mean return against the % RAM of the evaluating
 # process, one point per compression, naive and fine-tuned; the star is the dense agent; labels
-# as in {numref}`fig-finetune-evaltime`. Error bars: 95% bootstrap confidence intervals over
+# as in {numref}`fig-finetune-evaltime`. Error bars: 95% t confidence intervals over
 # training seeds. The share of RAM is mostly the runtime's, whatever the model (chapter
 # [Quantization](03-quantization) measures the model's own footprint).
 # ```
 
 # %%
-Markdown(claim_markdown(finetune_deviation(frame, "ram_percent")))
+Markdown(claim_markdown(partial(finetune_deviation, x_metric="ram_percent"), frame))
 
 # %% [markdown]
 # ## Does fine-tuning pay?
@@ -152,7 +154,10 @@ Markdown(claim_markdown(finetune_deviation(frame, "ram_percent")))
 # scales agree:
 
 # %%
-Markdown(claim_markdown(finetune_no_gain(frame)))
+Markdown(claim_markdown(finetune_no_gain, frame))
+
+# %%
+Markdown(claim_markdown(finetune_cost, frame))
 
 # %% [markdown]
 # ## What fine-tuning costs
@@ -176,7 +181,7 @@ plt.close(fig)
 #
 # CPU seconds of fine-tuning each compressed agent (its whole budget of environment steps) and of
 # evaluating the fine-tuned agent (all evaluation episodes of one job), one thread. Error bars:
-# 95% bootstrap confidence intervals over training seeds.
+# 95% t confidence intervals over training seeds.
 # ```
 
 # %% [markdown]

@@ -14,12 +14,36 @@
 # %% [markdown]
 # # Verdicts
 #
-# Every claim of the study {cite:p}`guggilla2023choosing` that the chapters measure, in one table:
-# the claim, the figure where the study shows it and where this book does, what we measured (a
-# difference paired by environment and training seed, with its 95% bootstrap confidence
-# interval), the rule that turns the interval into a verdict, and the verdict. Each claim's rule
-# and margin were fixed in `rlcomp/analysis/claims.py` before any full-profile number existed. The
-# book's introduction shows the same table.
+# Every claim of the study {cite:p}`guggilla2023choosing` that the chapters measure, in one table,
+# one row per claim, environment and measure: the claim, the figure where the study shows it and
+# where this book does, what we measured with its 95% confidence interval, the rule that turns
+# the interval into a verdict, the verdict on each environment and the verdict over both (a
+# claim holds over both only if it holds on each; *environment-dependent* when one environment
+# confirms it and the other refutes it).
+#
+# How the numbers are made:
+#
+# - **The unit is the training seed.** Five agents per environment were trained from five seeds;
+#   each measurement is one number per seed (each seed's mean over 100 evaluation episodes, or a
+#   paired difference), and its interval is the Student-t interval over the seeds. Its coverage,
+#   simulated at 5 seeds x 100 episodes from distributions shaped like ours (skewed, with failure
+#   episodes), is printed by `benchmarks/interval_coverage.py`.
+# - **Returns are normalized** per environment and seed as 100 x (x - random) / (dense - random):
+#   dense is 100, uniformly random actions (evaluated on the same episodes) are 0. Raw returns
+#   never cross environments.
+# - **Costs are the policy's own** where the claim is about the model: the policy's time per
+#   decision as a ratio to dense, from interleaved A/B runs in a fresh process pinned to one core
+#   with one thread, and the isolated footprint (resident bytes of a fresh process that loads only
+#   the model, minus the same process without it). The study's own measures (evaluation wall time,
+#   CPU %, RAM %) are tested too and marked *environment-dominated*: the simulator's time and
+#   memory make most of them.
+# - **Every margin** (what counts as "unchanged", "minor", "much more", "around 30%") is a constant
+#   of `rlcomp/analysis/claims.py` (`MARGINS`), fixed before the full-profile data was read; the
+#   rule column quotes it.
+#
+# The table is also written as [`verdicts.csv`](data/verdicts.csv), and the results behind every
+# chapter as [`results.csv`](data/results.csv) (one row per checkpoint, spec, fine-tuning and
+# metric, with the training seed and the provenance of the job).
 #
 # **Prerequisites.** The sweeps of chapters 01 to 04 (this chapter runs any of their jobs the
 # store lacks, which in the `full` profile is none after the chapters ran).
@@ -28,8 +52,10 @@
 from IPython.display import HTML
 from myst_nb import glue
 
+from rlcomp.analysis.book_data import write_book_data
 from rlcomp.analysis.verdict_table import all_claims, claims_html, portable_claims
-from rlcomp.experiments.plans import CHAPTERS, chapter_results
+from rlcomp.experiments.plans import BOOK_DATA, CHAPTERS, chapter_results, default_store
+from rlcomp.experiments.store import ResultStore
 
 # %% tags=["parameters"]
 profile = "full"
@@ -39,6 +65,7 @@ episodes = None
 levels = None
 store = None
 workers = None
+data_dir = None  # where results.csv and verdicts.csv go; None: book/data in the full profile only
 
 # %% tags=["remove-stderr"]
 frames = {chapter: chapter_results(chapter, profile, envs=envs, train_seeds=train_seeds,
@@ -46,6 +73,10 @@ frames = {chapter: chapter_results(chapter, profile, envs=envs, train_seeds=trai
                                    workers=workers).frame
           for chapter in CHAPTERS}
 results = all_claims(frames)
+data_dir = data_dir or (BOOK_DATA if profile == "full" else None)
+if data_dir:
+    with ResultStore(store or default_store(profile), readonly=True) as opened:
+        write_book_data(frames, opened, results, data_dir)
 
 # %% [markdown]
 # ## Every claim and its verdict

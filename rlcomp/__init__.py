@@ -11,8 +11,9 @@ and siblings on one row never import each other (checked by import-linter, ``mak
 - ``agents`` | ``compress``: training algorithms | pure model transforms, compact files, ONNX;
 - the core, which everything may use: ``envs`` (environments, seeding), ``nets`` (MLPs, the
   observation normaliser), ``policy`` (the acting side of an agent), ``checkpoint`` (our
-  checkpoint format), ``rollout`` (seeded evaluation episodes), ``stats`` (return summaries and
-  bootstrap intervals), ``files`` (atomic writes; safetensors read and written without pickle),
+  checkpoint format), ``rollout`` (seeded evaluation episodes), ``stats`` (return summaries,
+  t intervals over training seeds, normalized returns), ``files`` (atomic writes; safetensors
+  read and written without pickle),
   ``provenance`` (which code, command and machine made a file or a number).
 """
 

@@ -32,15 +32,15 @@ from rlcomp.analysis.verdict_rules import (  # noqa: E402
     verdict_no_change,
     verdict_reduces,
 )
-from rlcomp.analysis.verdict_table import claim_markdown  # noqa: E402
 from rlcomp.experiments.store import COLUMNS  # noqa: E402
 from rlcomp.stats import (  # noqa: E402
     EMPTY,
-    Bootstrap,
     Interval,
+    IntervalSettings,
     aggregate,
     bootstrap_ci,
     iqm,
+    t_interval,
 )
 
 LL, HC = "LunarLander-v3", "HalfCheetah-v5"
@@ -192,7 +192,7 @@ def test_bootstrap_rejects_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         bootstrap_ci([1.0, 2.0], **kwargs)
     with pytest.raises(ValueError, match=message):
-        Bootstrap(**kwargs)
+        IntervalSettings(**kwargs)
 
 
 def tidy(values, metric="m", **columns):
@@ -207,9 +207,14 @@ def test_aggregate_means_within_seed_then_over_seeds():
                       tidy({0: [6.0]}, g="b"), tidy({0: [99.0]}, metric="other", g="a")])
     table = aggregate(rows, ["g"], "m")
     assert list(table.columns) == ["g", "estimate", "ci_low", "ci_high", "n_seeds"]
+    # Group a: seeds 2 and 4, t interval 3 -+ t(0.975, 1 df) * sd / sqrt(2) with sd = sqrt(2).
+    half = 12.706204736174694
     assert table.to_dict("records") == [
-        {"g": "a", "estimate": 3.0, "ci_low": 2.0, "ci_high": 4.0, "n_seeds": 2},
+        {"g": "a", "estimate": 3.0, "ci_low": pytest.approx(3 - half),
+         "ci_high": pytest.approx(3 + half), "n_seeds": 2},
         {"g": "b", "estimate": 6.0, "ci_low": 6.0, "ci_high": 6.0, "n_seeds": 1}]
+    percentile = aggregate(rows, ["g"], "m", method="percentile")
+    assert percentile[["ci_low", "ci_high"]].iloc[0].tolist() == [2.0, 4.0]
     # One group: seed 0's rows are 1, 3 and 6 (mean 10/3), seed 1's is 4, seed 2's is NaN.
     whole = aggregate(rows, [], "m")
     assert whole.loc[0, "estimate"] == pytest.approx((10 / 3 + 4) / 2)
@@ -387,8 +392,9 @@ def test_empty_selection_says_so(frame, ax, function):
     assert any(t.get_text() == "no results" for t in ax.texts)
 
 
-def test_boot_setting_reaches_the_figure(frame, ax):
-    table = figures.fig9_rank_cpu(frame, ax, env=LL, boot=Bootstrap(statistic="iqm", reps=100))
+def test_interval_settings_reach_the_figure(frame, ax):
+    settings = IntervalSettings(method="percentile", statistic="iqm", reps=100)
+    table = figures.fig9_rank_cpu(frame, ax, env=LL, intervals=settings)
     assert table["estimate"].tolist() == pytest.approx(
         figures.fig9_rank_cpu(frame, ax, env=LL)["estimate"].tolist())  # 3 seeds: IQM = mean
 
@@ -458,8 +464,21 @@ def test_difference_ci_on_the_synthetic_frame(frame):
     assert verdict_increases(drop) == REFUTED
 
 
+def test_difference_ci_is_a_t_interval_over_paired_differences():
+    a, b = tidy({0: [12.0], 1: [20.0], 2: [33.0]}), tidy({0: [10.0], 1: [20.0], 2: [30.0]})
+    assert difference_ci(a, b, "m") == t_interval([2.0, 0.0, 3.0])
+    assert difference_ci(a, b, "m", relative=True) == t_interval([20.0, 0.0, 10.0])
+    assert difference_ci(a, b, "m", method="percentile") == bootstrap_ci([2.0, 0.0, 3.0])
+    with pytest.raises(ValueError, match="percentile"):
+        difference_ci(a, b, "m", statistic="iqm")
+
+
 def claim_frames(diffs):
-    """Frames A and B whose per-seed differences are ``diffs``."""
+    """Frames A and B whose per-seed differences are ``diffs``.
+
+    The verdict tests below measure them with the percentile bootstrap, whose interval over three
+    seeds is exactly ``[min(diffs), max(diffs)]``, so each case's interval is known by sight.
+    """
     base = {s: [100.0 * (s + 1)] for s in range(len(diffs))}
     return tidy({s: [v[0] + d] for (s, v), d in zip(base.items(), diffs, strict=True)}), tidy(base)
 
@@ -473,7 +492,7 @@ def claim_frames(diffs):
     ([0.0, 0.0, 0.0], 0.0, CONFIRMED),      # zero tolerance needs a zero interval
 ])
 def test_verdict_no_change(diffs, tolerance, expected):
-    measured = difference_ci(*claim_frames(diffs), "m")
+    measured = difference_ci(*claim_frames(diffs), "m", method="percentile")
     assert verdict_no_change(measured, tolerance) == expected
     assert verdict(measured, "no change", tolerance) == expected
 
@@ -488,7 +507,7 @@ def test_verdict_no_change(diffs, tolerance, expected):
     ([-5.0, -4.0, -3.0], 2.0, CONFIRMED, REFUTED),
 ])
 def test_verdict_reduces_and_increases(diffs, margin, reduces, increases):
-    measured = difference_ci(*claim_frames(diffs), "m")
+    measured = difference_ci(*claim_frames(diffs), "m", method="percentile")
     assert verdict_reduces(measured, margin) == reduces
     flipped = Interval(-measured.estimate, -measured.ci_high, -measured.ci_low, measured.n_seeds)
     assert verdict_increases(flipped, margin) == reduces  # the mirror image
@@ -496,7 +515,7 @@ def test_verdict_reduces_and_increases(diffs, margin, reduces, increases):
 
 
 def test_verdicts_without_a_measurement_are_not_resolved():
-    for rule in ("no change", "reduces", "increases"):
+    for rule in ("no change", "reduces", "increases", "at most"):
         assert verdict(EMPTY, rule, 1.0) == NOT_RESOLVED
     with pytest.raises(ValueError, match="rule"):
         verdict(Interval(0, 0, 0, 1), "halves")
@@ -514,10 +533,7 @@ def test_claims_in_words():
     assert describe(missing.measured) == "not measured"
     assert rule_text("no change", 2.0, "pp") == "confirmed if the 95% CI lies within ±2 pp"
     assert rule_text("reduces") == "confirmed if the 95% CI lies below 0"
-    assert claim_markdown(cpu) == (
-        f"**The study's claim** (text): {claim.text}  \n"
-        "**Our measurement**: CPU %, int8 - dense: 0.25 [-0.5, 1] pp (95% CI, 3 seeds).  \n"
-        "**Verdict**: confirmed (confirmed if the 95% CI lies within ±2 pp).")
+    assert rule_text("at most", 10.0, "pp") == "confirmed if the 95% CI lies at or below 10 pp"
     with pytest.raises(ValueError, match="margin"):
         assess(claim, EMPTY, "reduces", -1.0)
 

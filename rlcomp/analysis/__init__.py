@@ -12,5 +12,5 @@ One job per module:
   ``verdict_rules``: how a paired difference becomes a verdict; ``verdict_table``: the verdicts
   in words (the book's table, a chapter's paragraph).
 
-The statistics (bootstrap intervals, IQM, aggregation) are in the core, :mod:`rlcomp.stats`.
+The statistics (t intervals over training seeds, IQM, aggregation, normalization) are in the core, :mod:`rlcomp.stats`.
 """

@@ -1,29 +1,55 @@
-"""The study's claims, and the test of each on the tidy results frame with its rule and margin.
+"""The study's claims, and the test of each, per environment, with its rule and margin.
 
 A claim is a sentence of the poster tied to a figure (:class:`Claim`, :data:`POSTER_CLAIMS`, and
 :data:`KEEP_IO_CLAIM`, the poster's proposed remedy). One function per claim (named after it,
-e.g. :func:`quant_storage` for ``quant-storage``) takes the tidy frame (of one chapter's sweep or
-of the whole store), measures the claim's effect and returns a :class:`ClaimResult`: the
-measurement, the rule and its margin, and so the verdict. The rules and margins are fixed here,
-before any number is seen; every difference is paired by environment and training seed, in
-percent of the baseline where the two environments' scales differ.
+e.g. :func:`quant_storage` for ``quant-storage``) takes the tidy frame of ONE environment (of a
+chapter's sweep), measures what the poster's sentence says and returns a :class:`ClaimResult`:
+the measurement with its interval over training seeds, the rule and its margin, and so the
+verdict. :func:`per_environment` runs a claim's function on each environment of a frame; a claim
+over both environments is judged by :func:`combined_verdict`.
 
-How a measurement becomes a verdict (the paired difference and the three rules) is in
-:mod:`rlcomp.analysis.verdict_rules`; the chapters show each result under its figure and the book
-tabulates them all (:mod:`rlcomp.analysis.verdict_table`).
+How the measurements are made:
+
+- The unit of replication is the training seed: every measurement is one number per seed (a
+  paired difference, a ratio, a correlation...), and its interval is the t interval over the
+  seeds (:func:`rlcomp.stats.interval`; coverage checked by ``benchmarks/interval_coverage.py``).
+- Returns are normalized per environment and training seed as
+  ``100 * (x - random) / (dense - random)`` (% of the dense agent's gain over random actions;
+  dense is 100, random 0), with the random policy evaluated on the same evaluation episodes
+  (the sweep's ``random`` jobs). Raw returns never cross environments.
+- Costs are the policy's own where the poster's sentence is about the model: policy time per
+  decision as the ratio to dense from interleaved A/B runs in a fresh pinned process
+  (``policy_time_ratio``) and the isolated resident footprint (``isolated_footprint_bytes``).
+  The poster's own measures (evaluation wall time, RAM %) are tested too, and labelled
+  *environment-dominated* (:data:`ENVIRONMENT_DOMINATED`): the simulator's time and memory make
+  most of them.
+
+Every margin is a constant of this module (:data:`MARGINS`), fixed before any full-profile number
+was read, and quoted on the verdict page. How a measurement becomes a verdict is in
+:mod:`rlcomp.analysis.verdict_rules`; the book tabulates the results with
+:mod:`rlcomp.analysis.verdict_table`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from rlcomp.analysis.selection import GRID_METHODS
-from rlcomp.analysis.verdict_rules import describe, difference_ci, verdict
+from rlcomp.analysis.verdict_rules import (
+    CONFIRMED,
+    ENVIRONMENT_DEPENDENT,
+    NOT_RESOLVED,
+    REFUTED,
+    describe,
+    difference_ci,
+    verdict,
+)
 from rlcomp.envs import STUDY_ENVS
-from rlcomp.stats import EMPTY, Interval
+from rlcomp.stats import EMPTY, Interval, interval
 
 
 @dataclass(frozen=True)
@@ -41,18 +67,20 @@ class Claim:
 POSTER_CLAIMS = (
     Claim("pruning-hurts-more", "All compression lowers performance, but pruning has more of an "
           "effect than rank reduction.", "Fig 3, 6"),
-    Claim("rank-resources", "Rank reduction has a much more significant effect on RAM, CPU "
-          "utilization and evaluation time.", "Fig 5, 7, 9"),
-    Claim("return-evaltime", "Performance rises with evaluation time.", "Fig 4"),
-    Claim("evaltime-drop-30", "Across most pruning levels evaluation time falls sharply around "
-          "30% rank reduction.", "Fig 5"),
-    Claim("finetune-deviation", "Fine-tuning lowers the spread of performance at a given eval "
-          "time but raises it at a given RAM usage.", "Fig 4, 10"),
-    Claim("minor-compression-gain", "Performance occasionally rises with minor compression "
-          "(< 20%).", "Fig 3"),
-    Claim("finetune-no-gain", "Fine-tuned compression gives no significant gain over naive "
-          "compression, at a much higher cost.", "Fig 4, 10"),
-    Claim("quant-cpu-ram", "8-bit quantization does not change CPU or RAM utilization.", "text"),
+    Claim("rank-resources", "Rank reduction has a much more significant effect on working memory "
+          "(RAM), CPU utilization, and evaluation time.", "Fig 5, 7, 9"),
+    Claim("return-evaltime", "We observed a positive relationship between performance and "
+          "evaluation time.", "Fig 4"),
+    Claim("evaltime-drop-30", "Across most pruning levels there was a sharp fall in evaluation "
+          "time around 30% rank reduction.", "Fig 5"),
+    Claim("finetune-deviation", "Fine-tuning causes lower deviation between performance for a "
+          "given eval time, but higher deviation for a given RAM usage.", "Fig 4, 10"),
+    Claim("minor-compression-gain", "Occasionally, we saw performance rise with minor compression "
+          "amounts (in the range of < 20%).", "Fig 3"),
+    Claim("finetune-no-gain", "Fine-tuned compression did not give significant gains as opposed "
+          "to naive compression, while taking significantly more resources.", "Conclusion"),
+    Claim("quant-cpu-ram", "We did not notice a significant difference in average CPU "
+          "utilization or RAM utilization after 8-bit quantization.", "text"),
     Claim("quant-storage", "8-bit quantization shrinks the stored model from 0.3 MB to 0.1 MB "
           "(0.075 MB theoretical).", "text"),
 )
@@ -63,24 +91,95 @@ KEEP_IO_CLAIM = Claim(
     "steeper drop-off in performance at higher levels of rank reduction.", "Conclusion")
 """The study's proposed improvement (its conclusion's future direction), measured in chapter 02."""
 
-CLAIMS = {claim.id: claim for claim in POSTER_CLAIMS}
-"""The poster's claims by id."""
+CLAIMS = {claim.id: claim for claim in (*POSTER_CLAIMS, KEEP_IO_CLAIM)}
+"""Every claim by id."""
 
 POSTER_STORAGE_MB = {"dense": 0.3, "int8": 0.1, "theoretical": 0.075}
 """The poster's reported storage in MB, keyed as
 :data:`rlcomp.analysis.figures_bars.STORAGE_BARS`."""
 
 
+# Margins: fixed here, before any full-profile number was read ------------------------------------
+
+MARGINS = {
+    "pruning-hurts-more": 5.0,
+    "all-compression-lowers": 0.0,
+    "rank-resources": 10.0,
+    "return-evaltime": 0.3,
+    "evaltime-drop-30": 50.0,
+    "evaltime-drop-30-sharp": 10.0,
+    "finetune-deviation": 1.0,
+    "minor-compression-gain": 1.0,
+    "finetune-no-gain": 10.0,
+    "finetune-cost": 10.0,
+    "quant-cpu-ram": 10.0,
+    "quant-storage": 50.0,
+    "keep-io-remedy": 5.0,
+}
+"""Each test's margin, in the unit of its measurement:
+
+- ``pruning-hurts-more``: pruning's normalized return must lie at least 5 pp (of the dense
+  agent's gain over random) below rank reduction's at the same levels;
+- ``all-compression-lowers``: the mean normalized return of the compressed models lies below
+  dense (margin 0 pp);
+- ``rank-resources``: rank reduction's effect on a cost (|change from dense| in %) must exceed
+  pruning's at the same levels by more than 10 pp to be "much more significant";
+- ``return-evaltime``: a "positive relationship" is a correlation above 0.3;
+- ``evaltime-drop-30``: "most pruning levels" is more than 50% of them; a fall is *sharp* if one
+  step of 10% rank reduction takes at least 10% (``evaltime-drop-30-sharp``) off the time of the
+  unreduced model, and it is *around 30%* if the largest such step ends at 30% or 40%;
+- ``finetune-deviation``: the spread of normalized return must differ by more than 1 pp;
+- ``minor-compression-gain``: a rise is more than 1 pp of normalized return above dense;
+- ``finetune-no-gain``: "no significant gain" is a gain of at most 10 pp; ``finetune-cost``: "much
+  more resources" is more than 10 times the CPU seconds of naive compression;
+- ``quant-cpu-ram``: "no significant difference" is a change within ±10%;
+- ``quant-storage``: the int8 file must be more than 50% smaller (the study: 67%);
+- ``keep-io-remedy``: keeping the input/output layers at full rank must add more than 5 pp.
+"""
+
+MINOR_LEVEL = 0.2
+"""The poster's "minor compression": levels below 20%."""
+
+HURT_RANGE = (20.0, 95.0)
+"""A compression that *hurt but did not destroy* the agent: its naive normalized return (mean over
+training seeds) lies in this range (%). Fine-tuning's gain is judged on these."""
+
+AROUND_30 = (0.3, 0.4)
+"""Rank-reduction levels at which a step of 10% "ends around 30%": 0.2 -> 0.3 and 0.3 -> 0.4."""
+
+ENVIRONMENT_DOMINATED = frozenset({"eval_seconds", "seconds_per_step", "cpu_seconds_per_step",
+                                   "cpu_percent", "ram_percent", "rss_bytes"})
+"""Whole-evaluation measures in which the simulator's time and memory dominate the policy's."""
+
+LOWRANK_ALL, LOWRANK_KEEP_IO = "lowrank", "lowrank[keep_io]"
+"""The ``method`` of rank reduction of every layer, and of the hidden layers only."""
+
+PRUNE_GLOBAL = "prune"
+"""The ``method`` of global magnitude pruning."""
+
+MEASURE_NAMES = {
+    "return": "normalized return",
+    "policy_time_ratio": "policy time per decision",
+    "isolated_footprint_bytes": "isolated footprint",
+    "eval_seconds": "evaluation wall time",
+    "ram_percent": "RAM %",
+    "cpu_percent": "CPU %",
+    "bytes": "file bytes",
+    "finetune_cpu_seconds": "CPU seconds",
+}
+"""Words for each measured quantity (the verdict table's "measure")."""
+
+
 @dataclass(frozen=True)
 class ClaimResult:
-    """A claim with what we measured, the rule applied and the verdict."""
+    """A claim with what we measured on one environment, the rule applied and the verdict."""
 
     claim: Claim
     """The claim."""
     measured: Interval
-    """The measured difference (or other effect) and its interval."""
+    """The measured effect and its interval over training seeds."""
     rule: str
-    """``no change``, ``reduces`` or ``increases``."""
+    """A rule of :data:`rlcomp.analysis.verdict_rules.RULES`."""
     threshold: float = 0.0
     """The rule's tolerance or margin, in ``unit``."""
     unit: str = ""
@@ -88,7 +187,13 @@ class ClaimResult:
     confidence: float = 0.95
     """Coverage of the interval."""
     what: str = ""
-    """What was measured, e.g. ``CPU %, int8 - dense``."""
+    """What was measured, in words."""
+    env: str = ""
+    """The environment measured."""
+    measure: str = ""
+    """The quantity measured (see :data:`MEASURE_NAMES`)."""
+    environment_dominated: bool = False
+    """Whether the measure is mostly the simulator's (see :data:`ENVIRONMENT_DOMINATED`)."""
 
     @property
     def verdict(self) -> str:
@@ -97,26 +202,43 @@ class ClaimResult:
 
 
 def assess(claim: Claim, measured: Interval, rule: str, threshold: float = 0.0, unit: str = "",
-           what: str = "", confidence: float = 0.95) -> ClaimResult:
+           what: str = "", confidence: float = 0.95, *, measure: str = "",
+           env: str = "") -> ClaimResult:
     """A :class:`ClaimResult` (checks the rule and threshold at once).
 
     Raises:
         ValueError: for an unknown rule or a negative threshold.
     """
     verdict(measured, rule, threshold)
-    return ClaimResult(claim, measured, rule, threshold, unit, confidence, what)
+    return ClaimResult(claim, measured, rule, threshold, unit, confidence, what, env,
+                       MEASURE_NAMES.get(measure, measure), measure in ENVIRONMENT_DOMINATED)
 
 
-# Margins, and the methods they concern -----------------------------------------------------------
+def per_environment(measure: Callable[[pd.DataFrame], ClaimResult],
+                    frame: pd.DataFrame) -> list[ClaimResult]:
+    """``measure`` on each environment of ``frame`` (study environments first), env recorded."""
+    present = list(dict.fromkeys(frame["env"]))
+    envs = [e for e in STUDY_ENVS if e in present] + sorted(e for e in present
+                                                            if e not in STUDY_ENVS)
+    out = []
+    for env in envs:
+        result = measure(frame[frame["env"] == env])
+        out.append(ClaimResult(**{**result.__dict__, "env": env}))
+    return out
 
-RESOURCE_TOLERANCE_PCT = 5.0
-"""A resource measure "does not change" if the CI of its change lies within +-5% of dense."""
 
-KEEP_IO_TOLERANCE_PCT = 10.0
-"""The return "holds" while its change from dense stays above -10% of the dense return."""
+def combined_verdict(results: Sequence[ClaimResult]) -> str:
+    """One verdict over environments.
 
-LOWRANK_ALL, LOWRANK_KEEP_IO = "lowrank", "lowrank[keep_io]"
-"""The ``method`` of rank reduction of every layer, and of the hidden layers only."""
+    Confirmed (or refuted) only if every environment's verdict is; ``environment-dependent`` when
+    one confirms and another refutes; otherwise not resolved.
+    """
+    verdicts = {r.verdict for r in results}
+    if len(verdicts) == 1:
+        return verdicts.pop()
+    if {CONFIRMED, REFUTED} <= verdicts:
+        return ENVIRONMENT_DEPENDENT
+    return NOT_RESOLVED
 
 
 # The rows a claim compares -----------------------------------------------------------------------
@@ -125,222 +247,229 @@ def _rows(frame: pd.DataFrame, spec: str, finetuned: bool = False) -> pd.DataFra
     return frame[(frame["spec"] == spec) & (frame["finetuned"] == finetuned)]
 
 
-def _pooled(frame: pd.DataFrame, specs: list[str], finetuned: bool = False) -> pd.DataFrame:
-    rows = frame[frame["spec"].isin(specs) & (frame["finetuned"] == finetuned)]
+def _per_seed(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """Each training seed's mean of ``metric`` over ``rows`` (indexed by env and seed)."""
+    picked = rows[rows["metric"] == metric]
+    return picked.groupby(["env", "train_seed"])["value"].mean()
+
+
+def normalized_returns(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows``' mean returns as ``100 * (x - random) / (dense - random)`` per env and seed.
+
+    ``random`` and ``dense`` are the same seed's mean returns of the ``random`` and naive dense
+    jobs of ``frame``; seeds without both are left out. The result has the tidy columns, with
+    ``value`` the normalized return (%) and ``metric`` ``return_mean``.
+    """
+    anchors = pd.concat([_per_seed(_rows(frame, "random"), "return_mean").rename("random"),
+                         _per_seed(_rows(frame, "dense"), "return_mean").rename("dense")],
+                        axis=1, join="inner").dropna()
+    anchors = anchors[anchors["dense"] != anchors["random"]]
+    picked = rows[rows["metric"] == "return_mean"].merge(
+        anchors.reset_index(), on=["env", "train_seed"], how="inner")
+    value = 100.0 * (picked["value"] - picked["random"]) / (picked["dense"] - picked["random"])
+    return picked.drop(columns=["random", "dense"]).assign(value=value)
+
+
+def _naive(frame: pd.DataFrame, method: str, prune: float | None = None,
+           lowrank: float | None = None) -> pd.DataFrame:
+    rows = frame[(frame["method"] == method) & ~frame["finetuned"].astype(bool)]
+    if prune is not None:
+        rows = rows[(rows["prune"] - prune).abs() < 1e-9]
+    if lowrank is not None:
+        rows = rows[(rows["lowrank"] - lowrank).abs() < 1e-9]
     return rows
 
 
-def _percent_of_dense(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows``' returns in % of the absolute dense return of the same environment and seed."""
+def _levels(frame: pd.DataFrame, method: str, column: str) -> set[float]:
+    return {round(v, 6) for v in _naive(frame, method)[column] if v > 0}
+
+
+def _seed_interval(values: pd.Series, confidence: float = 0.95) -> Interval:
+    values = values.dropna()
+    return interval(values.to_numpy(), confidence=confidence) if len(values) else EMPTY
+
+
+def _relative_change(rows: pd.DataFrame, dense: pd.DataFrame, metric: str) -> pd.Series:
+    """Per seed, ``100 * (rows / dense - 1)`` of ``metric`` (a ratio metric is already / dense)."""
+    if metric == "policy_time_ratio":
+        return 100.0 * (_per_seed(rows, metric) - 1.0)
+    a, b = _per_seed(rows, metric), _per_seed(dense, metric)
+    a, b = a.align(b, join="inner")
+    return 100.0 * (a / b - 1.0)
+
+
+# One function per claim (each on one environment's rows) ----------------------------------------
+
+def minor_compression_gain(frame: pd.DataFrame) -> ClaimResult:
+    """Normalized return at the minor levels (< 20%) of every method, minus dense (existence).
+
+    Each minor spec (naive, level below :data:`MINOR_LEVEL`) gets an interval of its normalized
+    return minus 100, at the Bonferroni-adjusted confidence ``1 - 0.05 / k`` for ``k`` specs. The
+    claim ("occasionally rises") is confirmed if some spec's interval lies above the margin,
+    refuted if every spec's lies at or below it. The result reports the spec that decides: the
+    one with the highest lower bound if it confirms, else the one with the highest upper bound.
+    """
+    claim, margin = CLAIMS["minor-compression-gain"], MARGINS["minor-compression-gain"]
+    naive = frame[~frame["finetuned"].astype(bool) & (frame["level"] > 0)
+                  & (frame["level"] < MINOR_LEVEL)]
+    specs = sorted(naive["spec"].unique())
+    if not specs:
+        return assess(claim, EMPTY, "increases", margin, "pp", "no compression below 20%",
+                      measure="return")
+    confidence = 1.0 - 0.05 / len(specs)
+    found = {spec: _seed_interval(normalized_returns(frame, _rows(frame, spec))
+                                  .groupby(["env", "train_seed"])["value"].mean() - 100.0,
+                                  confidence) for spec in specs}
+    best_low = max(found, key=lambda s: found[s].ci_low)
+    spec = best_low if found[best_low].ci_low > margin else max(found,
+                                                                key=lambda s: found[s].ci_high)
+    return assess(claim, found[spec], "increases", margin, "pp of normalized return",
+                  f"normalized return minus dense; best of {len(specs)} specs below 20% "
+                  f"({', '.join(specs)}), Bonferroni-adjusted: {spec}", confidence,
+                  measure="return")
+
+
+def _common_levels(frame: pd.DataFrame) -> list[float]:
+    """Levels at which both pruning alone and rank reduction alone were measured."""
+    pruned = {round(v, 6) for v in _naive(frame, PRUNE_GLOBAL, lowrank=0.0)["prune"] if v > 0}
+    ranked = {round(v, 6) for v in _naive(frame, LOWRANK_ALL, prune=0.0)["lowrank"] if v > 0}
+    return sorted(pruned & ranked)
+
+
+def _mean_over_levels(per_level: list[pd.Series]) -> pd.Series:
+    """Per seed, the mean over levels (seeds present at every level only)."""
+    if not per_level:
+        return pd.Series(dtype=float)
+    return pd.concat(per_level, axis=1, join="inner").mean(axis=1)
+
+
+def pruning_hurts_more(frame: pd.DataFrame) -> ClaimResult:
+    """Normalized return of pruning minus rank reduction, mean over their common levels (pp)."""
+    claim, margin = CLAIMS["pruning-hurts-more"], MARGINS["pruning-hurts-more"]
+    levels = _common_levels(frame)
+    diffs = []
+    for level in levels:
+        pruned = normalized_returns(frame, _naive(frame, PRUNE_GLOBAL, prune=level, lowrank=0.0))
+        ranked = normalized_returns(frame, _naive(frame, LOWRANK_ALL, lowrank=level, prune=0.0))
+        a, b = pruned.groupby(["env", "train_seed"])["value"].mean(), ranked.groupby(
+            ["env", "train_seed"])["value"].mean()
+        diffs.append((a - b).dropna())
+    measured = _seed_interval(_mean_over_levels(diffs)) if levels else EMPTY
+    return assess(claim, measured, "reduces", margin, "pp of normalized return",
+                  "normalized return of pruning minus rank reduction, mean over "
+                  f"{_level_list(levels)}", measure="return")
+
+
+def all_compression_lowers(frame: pd.DataFrame) -> ClaimResult:
+    """Mean normalized return of every naive compressed model of the frame, minus dense (pp)."""
+    claim = CLAIMS["pruning-hurts-more"]
+    rows = frame[~frame["finetuned"].astype(bool) & ~frame["spec"].isin(["dense", "random"])]
+    per_seed = normalized_returns(frame, rows).groupby(["env", "train_seed"])["value"].mean()
+    return assess(claim, _seed_interval(per_seed - 100.0), "reduces",
+                  MARGINS["all-compression-lowers"], "pp of normalized return",
+                  f"mean normalized return of all {rows['spec'].nunique()} compressed models "
+                  "minus dense", measure="return")
+
+
+def _level_list(levels: Sequence[float]) -> str:
+    return ", ".join(f"{100 * v:g}%" for v in levels) if levels else "no common level"
+
+
+def rank_resources(frame: pd.DataFrame, metric: str = "policy_time_ratio") -> ClaimResult:
+    """|change of a cost| under rank reduction minus under pruning, at their common levels (pp).
+
+    Per seed and level, each method's change of ``metric`` from dense in %; the measurement is
+    the mean over levels of ``|rank reduction's| - |pruning's|``. The claim ("a much more
+    significant effect") is confirmed if it exceeds the margin.
+    """
+    claim, margin = CLAIMS["rank-resources"], MARGINS["rank-resources"]
+    levels = _common_levels(frame)
     dense = _rows(frame, "dense")
-    base = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
-    base = base.mean().abs().rename("base")
-    rows = rows[rows["metric"] == "return_mean"].join(base, on=["env", "train_seed"], how="inner")
-    return rows.assign(value=100.0 * rows["value"] / rows["base"])
+    diffs = []
+    for level in levels:
+        ranked = _relative_change(_naive(frame, LOWRANK_ALL, lowrank=level, prune=0.0), dense,
+                                  metric)
+        pruned = _relative_change(_naive(frame, PRUNE_GLOBAL, prune=level, lowrank=0.0), dense,
+                                  metric)
+        diffs.append((ranked.abs() - pruned.abs()).dropna())
+    measured = _seed_interval(_mean_over_levels(diffs)) if levels else EMPTY
+    return assess(claim, measured, "increases", margin, "pp",
+                  f"|change of {MEASURE_NAMES.get(metric, metric)} from dense|, rank reduction "
+                  f"minus pruning, mean over {_level_list(levels)}", measure=metric)
 
 
-def _naive_at(frame: pd.DataFrame, methods: tuple[str, ...], lowrank: float) -> pd.DataFrame:
-    rows = frame[frame["method"].isin(list(methods)) & ~frame["finetuned"].astype(bool)]
-    return rows[(rows["lowrank"] - lowrank).abs() < 1e-9]
+def _correlation(x: pd.Series, y: pd.Series) -> float:
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return math.nan
+    return float(np.corrcoef(x.to_numpy(), y.to_numpy())[0, 1])
 
 
-# One function per claim --------------------------------------------------------------------------
-
-def minor_compression_gain(frame: pd.DataFrame, spec: str = "prune=0.1") -> ClaimResult:
-    """Return at light pruning (default 10%, global) against dense, in % of dense."""
-    measured = difference_ci(_rows(frame, spec), _rows(frame, "dense"), "return_mean",
-                             relative=True)
-    return assess(CLAIMS["minor-compression-gain"], measured, "increases", 0.0, "%",
-                  f"return change at {spec} vs dense")
-
-
-def pruning_hurts_more(frame: pd.DataFrame, levels: tuple[float, ...] = (0.5, 0.9)) -> ClaimResult:
-    """Return of pruning minus return of rank reduction at the same levels, in % of dense."""
-    dense = _rows(frame, "dense")
-    pruned = _pooled(frame, [f"prune={v:g}" for v in levels])
-    ranked = _pooled(frame, [f"lowrank={v:g}" for v in levels])
-    if pruned.empty or ranked.empty or dense.empty:
-        measured = EMPTY
-    else:
-        measured = difference_ci(_percent_of_dense(frame, pruned),
-                                 _percent_of_dense(frame, ranked), "return_mean")
-    levels_text = ", ".join(f"{100 * v:g}%" for v in levels)
-    return assess(CLAIMS["pruning-hurts-more"], measured, "reduces", 0.0, "% of dense",
-                  f"return of pruning minus rank reduction at {levels_text}")
+def return_evaltime(frame: pd.DataFrame, metric: str = "eval_seconds") -> ClaimResult:
+    """Per seed, the correlation of normalized return with ``metric`` over the naive models."""
+    claim, margin = CLAIMS["return-evaltime"], MARGINS["return-evaltime"]
+    naive = frame[~frame["finetuned"].astype(bool) & ~frame["spec"].isin(["random"])]
+    returns = normalized_returns(frame, naive).groupby(["env", "train_seed", "spec"])["value"]
+    x = naive[naive["metric"] == metric].groupby(["env", "train_seed", "spec"])["value"].mean()
+    points = pd.concat([x.rename("x"), returns.mean().rename("y")], axis=1, join="inner")
+    points = points.dropna()
+    per_seed = pd.Series({key: _correlation(group["x"], group["y"])
+                          for key, group in points.groupby(level=["env", "train_seed"])},
+                         dtype=float)
+    return assess(claim, _seed_interval(per_seed), "increases", margin, "",
+                  f"correlation of normalized return with {MEASURE_NAMES.get(metric, metric)} "
+                  f"over {points.index.get_level_values('spec').nunique()} naive models",
+                  measure=metric)
 
 
-def rank_resources(frame: pd.DataFrame, spec: str = "lowrank=0.9",
-                   metric: str = "cpu_seconds_per_step") -> ClaimResult:
-    """Change of a resource measure under strong rank reduction, in % of dense (reduces?)."""
-    measured = difference_ci(_rows(frame, spec), _rows(frame, "dense"), metric, relative=True)
-    return assess(CLAIMS["rank-resources"], measured, "reduces", RESOURCE_TOLERANCE_PCT, "%",
-                  f"{metric} change at {spec} vs dense")
+def _largest_step(curve: pd.Series) -> tuple[float, float]:
+    """(level, fall in % of the level-0 value) of the largest fall between consecutive levels."""
+    curve = curve.sort_index()
+    start = curve.iloc[0]
+    falls = -100.0 * curve.diff().iloc[1:] / start
+    return float(falls.idxmax()), float(falls.max())
+
+
+def sharp_fall_share(curves: dict[float, pd.Series]) -> float:
+    """Share (%) of pruning levels whose eval-time curve over rank reduction falls sharply at 30%.
+
+    ``curves`` maps a pruning level to its curve (rank-reduction level -> time, level 0 first).
+    A curve counts if its largest fall between consecutive levels ends at a level of
+    :data:`AROUND_30` and takes at least the ``evaltime-drop-30-sharp`` margin (% of the time at
+    level 0).
+    """
+    hits = []
+    for curve in curves.values():
+        level, fall = _largest_step(curve)
+        hits.append(any(abs(level - a) < 1e-9 for a in AROUND_30)
+                    and fall >= MARGINS["evaltime-drop-30-sharp"])
+    return 100.0 * float(np.mean(hits)) if hits else math.nan
 
 
 def evaltime_drop_30(frame: pd.DataFrame, metric: str = "eval_seconds") -> ClaimResult:
-    """Eval time at 40% rank reduction minus at 20%, in % of dense (a sharp fall near 30%?)."""
-    measured = difference_ci(_rows(frame, "lowrank=0.4"), _rows(frame, "lowrank=0.2"), metric,
-                             relative=True)
-    return assess(CLAIMS["evaltime-drop-30"], measured, "reduces", RESOURCE_TOLERANCE_PCT, "%",
-                  f"{metric} at lowrank=0.4 vs lowrank=0.2")
+    """Per seed, the share of pruning levels with a sharp fall of ``metric`` around 30% rank cut.
 
-
-def evaltime_drop_30_across_pruning(frame: pd.DataFrame, metric: str = "eval_seconds",
-                                    low: float = 0.2, high: float = 0.4) -> ClaimResult:
-    """Eval time at 40% rank reduction minus at 20%, over every pruning level, in % (reduces?).
-
-    :func:`evaltime_drop_30` compares unpruned models only; the study's claim is "across most
-    pruning levels". Here each side is the mean over the pruning levels present at both rank
-    levels (per environment and training seed), and the change is in % of the 20% side.
+    See :func:`sharp_fall_share`; the claim ("across most pruning levels") is confirmed if the
+    share's interval lies above the margin (50%).
     """
-    a = _naive_at(frame, GRID_METHODS, high)
-    b = _naive_at(frame, GRID_METHODS, low)
-    common = set(a["prune"].round(6)) & set(b["prune"].round(6))
-    a, b = a[a["prune"].round(6).isin(common)], b[b["prune"].round(6).isin(common)]
-    measured = difference_ci(a, b, metric, relative=True) if common else EMPTY
-    return assess(CLAIMS["evaltime-drop-30"], measured, "reduces", RESOURCE_TOLERANCE_PCT, "%",
-                  f"{metric} at {100 * high:g}% vs {100 * low:g}% rank reduction, mean over "
-                  f"{len(common)} pruning level{'s' if len(common) != 1 else ''}")
-
-
-def quant_cpu_ram(frame: pd.DataFrame, metric: str = "cpu_seconds_per_step") -> ClaimResult:
-    """Change of a resource measure under 8-bit quantization, in % of dense (no change?)."""
-    measured = difference_ci(_rows(frame, "quant=8"), _rows(frame, "dense"), metric,
-                             relative=True)
-    return assess(CLAIMS["quant-cpu-ram"], measured, "no change", RESOURCE_TOLERANCE_PCT, "%",
-                  f"{metric} change, quant=8 vs dense")
-
-
-def quant_storage(frame: pd.DataFrame) -> ClaimResult:
-    """Our int8 file's size in % of the dense file's (the study: 0.1 / 0.3 MB = 33%)."""
-    measured = difference_ci(_rows(frame, "quant=8"), _rows(frame, "dense"), "bytes",
-                             relative=True)
-    return assess(CLAIMS["quant-storage"], measured, "reduces", 50.0, "%",
-                  "file bytes change, quant=8 vs dense (the study: -67%)")
-
-
-def finetune_no_gain(frame: pd.DataFrame) -> ClaimResult:
-    """Fine-tuned minus naive return over every compressed spec fine-tuned, in % of dense."""
-    tuned = frame[frame["finetuned"] & (frame["spec"] != "dense")]
-    specs = sorted(tuned["spec"].unique())
-    naive = _pooled(frame, specs)
-    dense = _rows(frame, "dense")
-    if tuned.empty or naive.empty or dense.empty:
-        return assess(CLAIMS["finetune-no-gain"], EMPTY, "no change", 5.0, "% of dense",
-                      "fine-tuned minus naive return")
-    measured = difference_ci(_percent_of_dense(frame, tuned), _percent_of_dense(frame, naive),
-                             "return_mean")
-    return assess(CLAIMS["finetune-no-gain"], measured, "no change", 5.0, "% of dense",
-                  f"fine-tuned minus naive return over {len(specs)} specs")
-
-
-# The study's remedy: input and output layers at full rank (chapter 02) ---------------------------
-
-def keep_io_levels(frame: pd.DataFrame) -> list[float]:
-    """The rank-reduction levels (> 0) with naive results for both low-rank variants."""
-    naive = frame[~frame["finetuned"].astype(bool)]
-    levels = [set(naive.loc[naive["method"] == m, "lowrank"].round(6))
-              for m in (LOWRANK_ALL, LOWRANK_KEEP_IO)]
-    return sorted(v for v in levels[0] & levels[1] if v > 0)
-
-
-def keep_io_remedy(frame: pd.DataFrame, level: float | None = None) -> ClaimResult:
-    """Return with input/output layers at full rank minus with every layer reduced (increases?).
-
-    At ``level`` (default: the highest rank reduction both variants have), paired by environment
-    and training seed, in % of the dense return.
-    """
-    levels = keep_io_levels(frame)
-    level = levels[-1] if level is None and levels else level
-    if level is None:
-        return assess(KEEP_IO_CLAIM, EMPTY, "increases", 0.0, "% of dense",
-                      "return with input/output kept minus all layers reduced")
-    keep = _percent_of_dense(frame, _naive_at(frame, (LOWRANK_KEEP_IO,), level))
-    plain = _percent_of_dense(frame, _naive_at(frame, (LOWRANK_ALL,), level))
-    measured = difference_ci(keep, plain, "return_mean") if not (keep.empty or plain.empty) \
-        else EMPTY
-    return assess(KEEP_IO_CLAIM, measured, "increases", 0.0, "% of dense",
-                  f"return with input/output kept minus all layers reduced, at {100 * level:g}% "
-                  "rank reduction")
-
-
-def _holds_up_to(changes: dict[float, Interval], tolerance: float) -> float:
-    """The highest level up to which every mean change stays at or above ``-tolerance``."""
-    held = 0.0
-    for level in sorted(changes):
-        if not changes[level].estimate >= -tolerance:
-            break
-        held = level
-    return held
-
-
-def _keep_io_verdict(plain: Interval, keep: Interval, diff: Interval, tolerance: float) -> str:
-    if any(math.isnan(v) for v in (plain.ci_low, keep.ci_low, diff.ci_low)):
-        return "cannot be judged (no measurement)"
-    if plain.ci_low >= -tolerance:
-        return "has no steep drop to remove (every layer reduced, the return holds)"
-    if keep.ci_low >= -tolerance:
-        return "removes the steep drop"
-    if diff.ci_low > 0:
-        return "lessens the drop but does not remove it"
-    if diff.ci_high <= 0:
-        return "does not lessen the drop"
-    return "may lessen the drop, but the interval does not resolve it"
-
-
-def keep_io_summary(frame: pd.DataFrame, tolerance: float = KEEP_IO_TOLERANCE_PCT) -> str:
-    """Whether keeping the input/output layers at full rank removes the steep drop, per env.
-
-    One Markdown bullet per environment: for each variant, the highest rank reduction up to
-    which the mean return stays within ``tolerance`` % of dense, and the change of the return
-    at the highest level (% of dense, 95% CI over training seeds); then the verdict at that
-    level: the drop is *removed* if the CI of the kept variant's change lies at or above
-    ``-tolerance``, *lessened* if the CI of the difference (kept minus all layers) lies above 0,
-    *not lessened* if it lies at or below 0.
-    """
-    levels = keep_io_levels(frame)
-    if not levels:
-        return "No results for both low-rank variants."
-    envs = list(dict.fromkeys(frame["env"]))
-    envs = [e for e in STUDY_ENVS if e in envs] + sorted(e for e in envs if e not in STUDY_ENVS)
-    lines = []
-    for env in envs:
-        mine = frame[frame["env"] == env]
-        dense = _rows(mine, "dense")
-        changes: dict[str, dict[float, Interval]] = {}
-        for method in (LOWRANK_ALL, LOWRANK_KEEP_IO):
-            changes[method] = {level: difference_ci(_naive_at(mine, (method,), level), dense,
-                                                    "return_mean", relative=True)
-                               for level in levels}
-        top = levels[-1]
-        keep = _percent_of_dense(mine, _naive_at(mine, (LOWRANK_KEEP_IO,), top))
-        plain = _percent_of_dense(mine, _naive_at(mine, (LOWRANK_ALL,), top))
-        diff = difference_ci(keep, plain, "return_mean") if not (keep.empty or plain.empty) \
-            else EMPTY
-        parts = []
-        for method, name in ((LOWRANK_ALL, "every layer reduced"),
-                             (LOWRANK_KEEP_IO, "input/output layers at full rank")):
-            held = _holds_up_to(changes[method], tolerance)
-            holds = (f"the return stays within {tolerance:g}% of dense up to {100 * held:g}% "
-                     "rank reduction" if held > 0 else
-                     f"the return falls more than {tolerance:g}% below dense already at "
-                     f"{100 * levels[0]:g}%")
-            parts.append(f"with {name}, {holds} and changes by "
-                         f"{describe(changes[method][top], '%')} at {100 * top:g}%")
-        verdict_text = _keep_io_verdict(changes[LOWRANK_ALL][top], changes[LOWRANK_KEEP_IO][top],
-                                        diff, tolerance)
-        lines.append(f"- **{env}**: {parts[0]}; {parts[1]}. At {100 * top:g}% rank reduction, "
-                     f"keeping the input and output layers at full rank **{verdict_text}** "
-                     f"(difference {describe(diff, 'pp of dense')}).")
-    return "\n".join(lines)
-
-
-# Spread of return at a given cost (Fig 4, 10) ----------------------------------------------------
-
-DEVIATION_RULES = {"eval_seconds": "reduces", "seconds_per_step": "reduces",
-                   "ram_percent": "increases", "rss_bytes": "increases"}
-"""The rule of :func:`finetune_deviation` for each x metric: the study says fine-tuning lowers
-the spread of return at a given eval time (Fig 4) and raises it at a given RAM usage (Fig 10)."""
+    claim, margin = CLAIMS["evaltime-drop-30"], MARGINS["evaltime-drop-30"]
+    naive = frame[~frame["finetuned"].astype(bool) & frame["method"].isin(
+        ["dense", PRUNE_GLOBAL, LOWRANK_ALL, f"{LOWRANK_ALL}+{PRUNE_GLOBAL}"])]
+    naive = naive[naive["metric"] == metric]
+    shares = {}
+    for (env, seed), rows in naive.groupby(["env", "train_seed"]):
+        curves = {}
+        for prune, by_prune in rows.groupby(rows["prune"].round(6)):
+            curve = by_prune.groupby(by_prune["lowrank"].round(6))["value"].mean()
+            if len(curve) >= 3 and 0.0 in curve.index:
+                curves[prune] = curve
+        if curves:
+            shares[(env, seed)] = sharp_fall_share(curves)
+    per_seed = pd.Series(shares, dtype=float)
+    return assess(claim, _seed_interval(per_seed), "increases", margin, "% of pruning levels",
+                  f"share of pruning levels whose largest fall of "
+                  f"{MEASURE_NAMES.get(metric, metric)} (>= "
+                  f"{MARGINS['evaltime-drop-30-sharp']:g}% of unreduced) ends at 30% or 40% rank "
+                  "reduction", measure=metric)
 
 
 def _residual_spread(x: pd.Series, y: pd.Series) -> float:
@@ -358,17 +487,21 @@ def _residual_spread(x: pd.Series, y: pd.Series) -> float:
     return float(((residual * residual).sum() / (n - 2)) ** 0.5)
 
 
-def finetune_deviation(frame: pd.DataFrame, x_metric: str = "eval_seconds") -> ClaimResult:
-    """Spread of return at a given ``x_metric``, fine-tuned minus naive, in pp of dense.
+DEVIATION_RULES = {"eval_seconds": "reduces", "ram_percent": "increases",
+                   "isolated_footprint_bytes": "increases"}
+"""The rule of :func:`finetune_deviation` for each x metric: the study says fine-tuning lowers
+the spread of return at a given eval time (Fig 4) and raises it at a given RAM usage (Fig 10)."""
 
-    The rule, fixed before any number was seen: for each environment and training seed, take the
-    compressed specs that were fine-tuned (dense left out) and, separately for their naive and
-    fine-tuned models, the points (x = ``x_metric``, y = return in % of that seed's |dense
-    return|). The spread of return "at a given x" is the residual standard deviation of the
-    least-squares line y ~ x through those points (a spec is a point; at least three specs). The
-    measurement is the fine-tuned spread minus the naive spread, paired by environment and seed
-    and bootstrapped over those pairs. The claim's rule follows :data:`DEVIATION_RULES`:
-    ``reduces`` for eval time (Fig 4), ``increases`` for RAM (Fig 10), margin 0.
+
+def finetune_deviation(frame: pd.DataFrame, x_metric: str = "eval_seconds") -> ClaimResult:
+    """Spread of normalized return at a given ``x_metric``, fine-tuned minus naive (pp).
+
+    For each training seed, take the compressed specs that were fine-tuned (dense left out) and,
+    separately for their naive and fine-tuned models, the points (x = ``x_metric``, y =
+    normalized return). The spread "at a given x" is the residual standard deviation of the
+    least-squares line y ~ x (a spec is a point; at least three). The measurement is the
+    fine-tuned spread minus the naive spread, per seed. The rule follows
+    :data:`DEVIATION_RULES` with the ``finetune-deviation`` margin.
 
     Raises:
         ValueError: for an ``x_metric`` without a rule.
@@ -376,25 +509,169 @@ def finetune_deviation(frame: pd.DataFrame, x_metric: str = "eval_seconds") -> C
     if x_metric not in DEVIATION_RULES:
         raise ValueError(f"x_metric must be one of {', '.join(DEVIATION_RULES)}, "
                          f"got {x_metric!r}")
-    rule = DEVIATION_RULES[x_metric]
-    what = f"spread of return around its line in {x_metric}, fine-tuned minus naive"
-    specs = sorted(frame.loc[frame["finetuned"] & (frame["spec"] != "dense"), "spec"].unique())
-    dense = _rows(frame, "dense")
-    dense = dense[dense["metric"] == "return_mean"].groupby(["env", "train_seed"])["value"]
-    base = dense.mean().abs().rename("base")
-    rows = frame[frame["spec"].isin(specs) & frame["metric"].isin(["return_mean", x_metric])]
-    points = (rows.groupby(["env", "train_seed", "finetuned", "spec", "metric"])["value"].mean()
-              .unstack("metric"))
-    records = {False: [], True: []}
-    if not points.empty and {"return_mean", x_metric} <= set(points.columns):
-        points = points.dropna().join(base, on=["env", "train_seed"]).dropna()
-        points = points.assign(y=100.0 * points["return_mean"] / points["base"])
-        for (env, seed, finetuned), group in points.groupby(["env", "train_seed", "finetuned"]):
-            spread = _residual_spread(group[x_metric], group["y"])
-            if spread == spread:
-                records[bool(finetuned)].append({"env": env, "train_seed": seed,
-                                                 "value": spread})
-    tuned, naive = (pd.DataFrame(records[k], columns=["env", "train_seed", "value"])
-                    for k in (True, False))
-    measured = difference_ci(tuned, naive, None) if len(tuned) and len(naive) else EMPTY
-    return assess(CLAIMS["finetune-deviation"], measured, rule, 0.0, "pp of dense", what)
+    claim, margin = CLAIMS["finetune-deviation"], MARGINS["finetune-deviation"]
+    specs = sorted(frame.loc[frame["finetuned"] & ~frame["spec"].isin(["dense", "random"]),
+                             "spec"].unique())
+    rows = frame[frame["spec"].isin(specs)]
+    y = normalized_returns(frame, rows).groupby(["env", "train_seed", "finetuned", "spec"])[
+        "value"].mean()
+    x = rows[rows["metric"] == x_metric].groupby(["env", "train_seed", "finetuned", "spec"])[
+        "value"].mean()
+    points = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").dropna()
+    spreads = {}
+    for (env, seed, tuned), group in points.groupby(level=["env", "train_seed", "finetuned"]):
+        spreads[(env, seed, bool(tuned))] = _residual_spread(group["x"], group["y"])
+    table = pd.Series(spreads, dtype=float)
+    if table.empty:
+        diff = table
+    else:
+        table.index.names = ["env", "train_seed", "finetuned"]
+        wide = table.unstack("finetuned")
+        diff = (wide[True] - wide[False]) if {True, False} <= set(wide.columns) else \
+            pd.Series(dtype=float)
+    return assess(claim, _seed_interval(diff), DEVIATION_RULES[x_metric], margin,
+                  "pp of normalized return",
+                  f"spread of normalized return around its line in "
+                  f"{MEASURE_NAMES.get(x_metric, x_metric)}, fine-tuned minus naive, over "
+                  f"{len(specs)} specs", measure=x_metric)
+
+
+def _gain(frame: pd.DataFrame, specs: Sequence[str]) -> pd.Series:
+    """Per seed, the mean over ``specs`` of fine-tuned minus naive normalized return (pp)."""
+    per_spec = []
+    for spec in specs:
+        tuned = normalized_returns(frame, _rows(frame, spec, True))
+        naive = normalized_returns(frame, _rows(frame, spec, False))
+        a = tuned.groupby(["env", "train_seed"])["value"].mean()
+        b = naive.groupby(["env", "train_seed"])["value"].mean()
+        per_spec.append((a - b).dropna())
+    return _mean_over_levels(per_spec)
+
+
+def hurt_specs(frame: pd.DataFrame) -> list[str]:
+    """Fine-tuned compressed specs that the compression hurt but did not destroy.
+
+    Those whose naive normalized return (mean over seeds) lies in :data:`HURT_RANGE`.
+    """
+    specs = sorted(frame.loc[frame["finetuned"] & ~frame["spec"].isin(["dense", "random"]),
+                             "spec"].unique())
+    low, high = HURT_RANGE
+    kept = []
+    for spec in specs:
+        mean = normalized_returns(frame, _rows(frame, spec))["value"].mean()
+        if low <= mean <= high:
+            kept.append(spec)
+    return kept
+
+
+def finetune_no_gain(frame: pd.DataFrame) -> ClaimResult:
+    """Fine-tuned minus naive normalized return on the compressions that hurt (pp), at most 10.
+
+    Judged on :func:`hurt_specs` only (a destroyed agent's "gain" says nothing about
+    fine-tuning); the dense and int8 controls' gains are reported beside it.
+    """
+    claim, margin = CLAIMS["finetune-no-gain"], MARGINS["finetune-no-gain"]
+    specs = hurt_specs(frame)
+    measured = _seed_interval(_gain(frame, specs)) if specs else EMPTY
+    controls = []
+    for control in ("dense", "quant=8"):
+        gain = _gain(frame, [control])
+        if len(gain):
+            controls.append(f"{control}: {describe(_seed_interval(gain), 'pp', 3)}")
+    control_text = f"; controls {'; '.join(controls)}" if controls else ""
+    return assess(claim, measured, "at most", margin, "pp of normalized return",
+                  f"fine-tuned minus naive normalized return over the {len(specs)} compressions "
+                  f"that hurt but did not destroy ({', '.join(specs) or 'none'}){control_text}",
+                  measure="return")
+
+
+def finetune_cost(frame: pd.DataFrame) -> ClaimResult:
+    """CPU seconds to make a fine-tuned model over those to make the naive one (times)."""
+    claim, margin = CLAIMS["finetune-no-gain"], MARGINS["finetune-cost"]
+    tuned = frame[frame["finetuned"] & ~frame["spec"].isin(["dense", "random"])]
+    naive = frame[~frame["finetuned"].astype(bool) & frame["spec"].isin(tuned["spec"].unique())]
+    spent = _per_seed(tuned, "finetune_cpu_seconds") + _per_seed(tuned, "compress_cpu_seconds")
+    base = _per_seed(naive, "compress_cpu_seconds")
+    spent, base = spent.align(base, join="inner")
+    ratio = (spent / base.where(base > 0)).dropna()
+    return assess(claim, _seed_interval(ratio), "increases", margin, "x",
+                  "CPU seconds to compress and fine-tune over CPU seconds to compress",
+                  measure="finetune_cpu_seconds")
+
+
+def quant_cpu_ram(frame: pd.DataFrame, metric: str = "policy_time_ratio") -> ClaimResult:
+    """Change of a cost under 8-bit quantization, in % of dense (within ±10%?)."""
+    claim, margin = CLAIMS["quant-cpu-ram"], MARGINS["quant-cpu-ram"]
+    change = _relative_change(_rows(frame, "quant=8"), _rows(frame, "dense"), metric)
+    return assess(claim, _seed_interval(change), "no change", margin, "%",
+                  f"change of {MEASURE_NAMES.get(metric, metric)}, int8 vs dense",
+                  measure=metric)
+
+
+def quant_storage(frame: pd.DataFrame) -> ClaimResult:
+    """Our int8 file's size change from the dense file's, in % (the study: -67%)."""
+    measured = difference_ci(_rows(frame, "quant=8"), _rows(frame, "dense"), "bytes",
+                             relative=True)
+    return assess(CLAIMS["quant-storage"], measured, "reduces", MARGINS["quant-storage"], "%",
+                  "change of file bytes, int8 vs dense (the study: -67%)", measure="bytes")
+
+
+# The study's remedy: input and output layers at full rank (chapter 02) ---------------------------
+
+def keep_io_levels(frame: pd.DataFrame) -> list[float]:
+    """The rank-reduction levels (> 0) with naive results for both low-rank variants."""
+    both = _levels(frame, LOWRANK_ALL, "lowrank") & _levels(frame, LOWRANK_KEEP_IO, "lowrank")
+    return sorted(both)
+
+
+def keep_io_remedy(frame: pd.DataFrame, level: float | None = None) -> ClaimResult:
+    """Normalized return with input/output layers at full rank minus every layer reduced (pp).
+
+    At ``level`` (default: the highest rank reduction both variants have), per training seed.
+    """
+    claim, margin = KEEP_IO_CLAIM, MARGINS["keep-io-remedy"]
+    levels = keep_io_levels(frame)
+    level = levels[-1] if level is None and levels else level
+    if level is None:
+        return assess(claim, EMPTY, "increases", margin, "pp of normalized return",
+                      "normalized return with input/output kept minus all layers reduced",
+                      measure="return")
+    keep = normalized_returns(frame, _naive(frame, LOWRANK_KEEP_IO, lowrank=level))
+    plain = normalized_returns(frame, _naive(frame, LOWRANK_ALL, lowrank=level, prune=0.0))
+    a = keep.groupby(["env", "train_seed"])["value"].mean()
+    b = plain.groupby(["env", "train_seed"])["value"].mean()
+    return assess(claim, _seed_interval((a - b).dropna()), "increases", margin,
+                  "pp of normalized return",
+                  "normalized return with input/output layers kept at full rank minus every "
+                  f"layer reduced, at {100 * level:g}% rank reduction", measure="return")
+
+
+def keep_io_summary(frame: pd.DataFrame) -> str:
+    """Per environment, the normalized return of both low-rank variants at each level (Markdown).
+
+    One bullet per environment: for each variant, the highest rank reduction up to which the mean
+    normalized return stays at or above ``100 - keep-io margin`` %, and the remedy's verdict at the
+    highest level.
+    """
+    levels = keep_io_levels(frame)
+    if not levels:
+        return "No results for both low-rank variants."
+    floor = 100.0 - MARGINS["keep-io-remedy"]
+    lines = []
+    for result in per_environment(keep_io_remedy, frame):
+        mine = frame[frame["env"] == result.env]
+        parts = []
+        for method, name, extra in ((LOWRANK_ALL, "every layer reduced", {"prune": 0.0}),
+                                    (LOWRANK_KEEP_IO, "input/output layers at full rank", {})):
+            held = 0.0
+            for level in levels:
+                rows = normalized_returns(mine, _naive(mine, method, lowrank=level, **extra))
+                if not rows["value"].mean() >= floor:
+                    break
+                held = level
+            parts.append(f"with {name}, the normalized return stays at or above {floor:g}% up "
+                         f"to {100 * held:g}% rank reduction")
+        lines.append(f"- **{result.env}**: {parts[0]}; {parts[1]}. Keeping the input and output "
+                     f"layers adds {describe(result.measured, 'pp')} at {100 * levels[-1]:g}%: "
+                     f"**{result.verdict}**.")
+    return "\n".join(lines)

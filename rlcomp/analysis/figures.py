@@ -7,10 +7,10 @@ figure draws are picked and aggregated by :mod:`rlcomp.analysis.selection`.
 
 Every function takes the tidy results frame (:meth:`rlcomp.experiments.store.ResultStore.load`)
 and an axes, keeps one environment's rows, aggregates a metric over training seeds with
-:func:`rlcomp.stats.aggregate` (the mean and its 95% percentile bootstrap interval unless
-``boot`` says otherwise), draws the means with interval bands (lines), error bars (points, bars) or
-annotated cells (heatmaps), names the axes as the poster does, and returns the aggregated frame it
-drew so that a chapter can print the numbers beside the figure.
+:func:`rlcomp.stats.aggregate` (the mean and its 95% t interval over seed means unless
+``intervals`` says otherwise), draws the means with interval bands (lines), error bars (points,
+bars) or annotated cells (heatmaps), names the axes as the poster does, and returns the
+aggregated frame it drew so that a chapter can print the numbers beside the figure.
 
 Conventions shared by all functions:
 
@@ -38,7 +38,7 @@ from matplotlib.ticker import EngFormatter
 
 from rlcomp.analysis.plotting import LEVEL_LABELS, draw_band, error_bars, finish_axes, label
 from rlcomp.analysis.selection import (
-    DEFAULT_BOOT,
+    DEFAULT_INTERVALS,
     GRID_METHODS,
     grid_over_seeds,
     over_seeds,
@@ -47,7 +47,7 @@ from rlcomp.analysis.selection import (
     select,
 )
 from rlcomp.analysis.training import TARGETS
-from rlcomp.stats import AGGREGATE_COLUMNS, Bootstrap
+from rlcomp.stats import AGGREGATE_COLUMNS, IntervalSettings
 
 PRUNE_VARIANTS = {"global": "prune", "per-layer": "prune[layer]",
                   "structured": "prune[structured]"}
@@ -69,7 +69,7 @@ def _percent(values: pd.Series | Sequence[float]) -> list[str]:
 
 def level_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None, level: str = "prune",
                 variants: Mapping[str, str] = PRUNE_VARIANTS, metric: str = "return_mean",
-                finetuned: bool = False, boot: Bootstrap = DEFAULT_BOOT,
+                finetuned: bool = False, intervals: IntervalSettings = DEFAULT_INTERVALS,
                 xlabel: str | None = None, ylabel: str | None = None,
                 title: str | None = None) -> pd.DataFrame:
     """A metric against one compression level, one line per variant of the method.
@@ -84,7 +84,7 @@ def level_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None, level:
         variants: legend name -> ``method``; variants without results are left out.
         metric: the metric on the y axis.
         finetuned: naive (False) or fine-tuned (True) results.
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
         xlabel: x axis name (default from :data:`LEVEL_LABELS`).
         ylabel: y axis name (default from :data:`LABELS`).
         title: axes title (default the environment).
@@ -100,7 +100,7 @@ def level_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None, level:
         mine = rows[rows["method"].isin([method, "dense"])]
         if not (mine["method"] == method).any():
             continue
-        table = over_seeds(mine, [level], None, boot)
+        table = over_seeds(mine, [level], None, intervals)
         table.insert(0, "variant", name)
         draw_band(ax, 100 * table[level], table, name, f"C{i}")
         tables.append(table)
@@ -116,7 +116,7 @@ def fig3_pruning_return(frame: pd.DataFrame, ax: Axes, *, env: str | None = None
                         metric: str = "return_mean", **options) -> pd.DataFrame:
     """Fig 3: % pruned vs return, one line per pruning variant (global, per-layer, structured).
 
-    ``options`` go to :func:`level_lines` (``finetuned``, ``boot``, labels, ``title``).
+    ``options`` go to :func:`level_lines` (``finetuned``, ``intervals``, labels, ``title``).
     """
     return level_lines(frame, ax, env=env, level="prune", variants=variants, metric=metric,
                        **options)
@@ -139,7 +139,7 @@ def rank_return(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
 def rank_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                metric: str = "eval_seconds", prune_levels: Sequence[float] | None = None,
                methods: Sequence[str] = GRID_METHODS, finetuned: bool = False,
-               boot: Bootstrap = DEFAULT_BOOT, ylabel: str | None = None,
+               intervals: IntervalSettings = DEFAULT_INTERVALS, ylabel: str | None = None,
                title: str | None = None) -> pd.DataFrame:
     """A metric against % rank reduced, one line per pruning level of the grid.
 
@@ -151,7 +151,7 @@ def rank_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         prune_levels: the pruning levels to draw (fractions); None draws every level present.
         methods: the methods of the grid (:data:`GRID_METHODS`).
         finetuned: naive (False) or fine-tuned (True) results.
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
         ylabel: y axis name (default from :data:`LABELS`).
         title: axes title (default the environment).
 
@@ -159,7 +159,7 @@ def rank_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         Columns ``prune, lowrank, estimate, ci_low, ci_high, n_seeds``.
     """
     env, table = grid_over_seeds(frame, env=env, methods=methods, finetuned=finetuned,
-                                 metric=metric, boot=boot)
+                                 metric=metric, intervals=intervals)
     if prune_levels is not None:
         wanted = np.asarray(prune_levels, dtype=float)
         table = table[[bool(np.isclose(p, wanted).any()) for p in table["prune"]]]
@@ -219,7 +219,8 @@ def _text_color(rgba: tuple[float, ...]) -> str:
 
 def grid_heatmap(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                  metric: str = "return_mean", methods: Sequence[str] = GRID_METHODS,
-                 finetuned: bool = False, boot: Bootstrap = DEFAULT_BOOT, annotate: bool = True,
+                 finetuned: bool = False, intervals: IntervalSettings = DEFAULT_INTERVALS,
+                 annotate: bool = True,
                  fmt: str = "{:.0f}", cmap: str = "viridis", colorbar: bool = True,
                  clabel: str | None = None, title: str | None = None) -> pd.DataFrame:
     """A metric over the grid of % pruned (x) by % rank reduced (y), one cell per pair of levels.
@@ -234,7 +235,7 @@ def grid_heatmap(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         metric: the metric of the cells.
         methods: the methods of the grid (:data:`GRID_METHODS`).
         finetuned: naive (False) or fine-tuned (True) results.
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
         annotate: write each cell's estimate into it.
         fmt: format of the annotations.
         cmap: matplotlib colormap.
@@ -246,7 +247,7 @@ def grid_heatmap(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         Columns ``prune, lowrank, estimate, ci_low, ci_high, n_seeds``.
     """
     env, table = grid_over_seeds(frame, env=env, methods=methods, finetuned=finetuned,
-                                 metric=metric, boot=boot)
+                                 metric=metric, intervals=intervals)
     finish_axes(ax, LEVEL_LABELS["prune"], LEVEL_LABELS["lowrank"], title or env, empty=table.empty,
             legend=False)
     if table.empty:
@@ -293,7 +294,7 @@ POINT_KEYS = ["spec", "method", "finetuned"]
 def naive_vs_finetuned(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                        x_metric: str = "eval_seconds", y_metric: str = "return_mean",
                        relative_x: bool = False, methods: Sequence[str] | None = None,
-                       boot: Bootstrap = DEFAULT_BOOT, xlabel: str | None = None,
+                       intervals: IntervalSettings = DEFAULT_INTERVALS, xlabel: str | None = None,
                        ylabel: str | None = None, title: str | None = None) -> pd.DataFrame:
     """One point per compressed model, naive and fine-tuned in two colours, with x and y intervals.
 
@@ -308,7 +309,7 @@ def naive_vs_finetuned(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         relative_x: show x as a percentage of the same seed's dense value
             (:func:`relative_to_dense`).
         methods: keep these methods (None: all of the environment's results).
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
         xlabel: x axis name (default from :data:`LABELS` or :data:`RELATIVE_LABELS`).
         ylabel: y axis name (default from :data:`LABELS`).
         title: axes title (default the environment).
@@ -321,8 +322,8 @@ def naive_vs_finetuned(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     rows = select(frame, env=env, methods=methods, finetuned=None)
     x_rows = (relative_to_dense(rows, x_metric) if relative_x
               else rows[rows["metric"] == x_metric])
-    xs = over_seeds(x_rows, POINT_KEYS, None, boot)
-    ys = over_seeds(rows, POINT_KEYS, y_metric, boot)
+    xs = over_seeds(x_rows, POINT_KEYS, None, intervals)
+    ys = over_seeds(rows, POINT_KEYS, y_metric, intervals)
     table = xs.merge(ys, on=POINT_KEYS, suffixes=("_x", "_y"))
     table.columns = [*POINT_KEYS, *(f"{axis}_{c}" for axis in "xy" for c in AGGREGATE_COLUMNS)]
     dense = table["method"] == "dense"
@@ -346,7 +347,7 @@ def fig4_evaltime_return(frame: pd.DataFrame, ax: Axes, *, env: str | None = Non
     """Fig 4: % eval time (of the dense model's) vs return, naive vs fine-tuned.
 
     ``x_metric="seconds_per_step"`` removes the episode-length confound. ``options`` go to
-    :func:`naive_vs_finetuned` (``methods``, ``boot``, labels, ``title``).
+    :func:`naive_vs_finetuned` (``methods``, ``intervals``, labels, ``title``).
     """
     return naive_vs_finetuned(frame, ax, env=env, x_metric=x_metric, relative_x=relative,
                               **options)

@@ -3,7 +3,7 @@
 Storage of the int8 model beside the poster's reported sizes (its quantization text), latency of
 one decision per runtime, any metric of some models side by side, and what fine-tuning cost
 beside evaluating. The conventions are those of :mod:`rlcomp.analysis.figures` (``env``,
-``finetuned``, ``boot``, ``title``; each returns the aggregated frame it drew).
+``finetuned``, ``intervals``, ``title``; each returns the aggregated frame it drew).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 
 from rlcomp.analysis.plotting import error_bars, finish_axes, label
 from rlcomp.analysis.selection import (
-    DEFAULT_BOOT,
+    DEFAULT_INTERVALS,
     QUANT_MODELS,
     over_seeds,
     resolve_env,
@@ -25,7 +25,7 @@ from rlcomp.analysis.selection import (
     spec_order,
     with_eval_cpu_seconds,
 )
-from rlcomp.stats import AGGREGATE_COLUMNS, Bootstrap
+from rlcomp.stats import AGGREGATE_COLUMNS, IntervalSettings
 
 STORAGE_BARS = {"dense": "fp32 (dense)", "int8": "int8 file", "theoretical": "int8 theoretical"}
 """Bars of :func:`storage_bars`: key (also the key of ``reported``) -> tick label."""
@@ -62,7 +62,7 @@ def storage_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                  quant_method: str = "quant", bits: int = 8,
                  reported: Mapping[str, float] | None = None, reported_label: str = "poster",
                  metric: str = "bytes", theoretical_metric: str = "theoretical_bytes",
-                 finetuned: bool | None = None, boot: Bootstrap = DEFAULT_BOOT,
+                 finetuned: bool | None = None, intervals: IntervalSettings = DEFAULT_INTERVALS,
                  title: str | None = None) -> pd.DataFrame:
     """Storage in MB: the dense file, our int8 file and the int8 theoretical size.
 
@@ -80,7 +80,7 @@ def storage_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         metric: the metric of a model file's bytes.
         theoretical_metric: the metric of parameters x bits / 8.
         finetuned: naive (False), fine-tuned (True) or all (None) results.
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
         title: axes title (default the environment).
 
     Returns:
@@ -94,7 +94,7 @@ def storage_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
              "theoretical": (quant, theoretical_metric)}
     records = []
     for bar, (part, name) in parts.items():
-        table = over_seeds(part, [], name, boot, scale=1e-6)
+        table = over_seeds(part, [], name, intervals, scale=1e-6)
         records += [{"bar": bar, "source": "measured", **r} for r in table.to_dict("records")]
     for bar, megabytes in (reported or {}).items():
         if bar not in STORAGE_BARS:
@@ -113,7 +113,7 @@ def storage_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
 def latency_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                  models: Mapping[str, str] = LATENCY_MODELS,
                  runtimes: Mapping[str, str] = RUNTIMES, quantile: str = "median",
-                 finetuned: bool = False, boot: Bootstrap = DEFAULT_BOOT,
+                 finetuned: bool = False, intervals: IntervalSettings = DEFAULT_INTERVALS,
                  title: str | None = None) -> pd.DataFrame:
     """Latency of one batch-1 decision in ms, per model, in eager PyTorch and in ONNX Runtime.
 
@@ -128,7 +128,7 @@ def latency_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         runtimes: runtime in the metric name (``latency_<runtime>_<quantile>_s``) -> legend name.
         quantile: ``median`` or ``p95``.
         finetuned: naive (False) or fine-tuned (True) results.
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
         title: axes title (default the environment).
 
     Returns:
@@ -140,7 +140,7 @@ def latency_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     names = {spec: name for name, spec in models.items()}
     tables = []
     for runtime, runtime_name in runtimes.items():
-        table = over_seeds(rows, ["spec"], f"latency_{runtime}_{quantile}_s", boot, scale=1e3)
+        table = over_seeds(rows, ["spec"], f"latency_{runtime}_{quantile}_s", intervals, scale=1e3)
         table.insert(0, "model", table["spec"].map(names))
         table.insert(2, "runtime", runtime_name)
         tables.append(table)
@@ -154,7 +154,8 @@ def latency_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
 
 def spec_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
               models: Mapping[str, str] = QUANT_MODELS, metric: str = "return_mean",
-              finetuned: bool = False, scale: float = 1.0, boot: Bootstrap = DEFAULT_BOOT,
+              finetuned: bool = False, scale: float = 1.0,
+              intervals: IntervalSettings = DEFAULT_INTERVALS,
               fmt: str = "{:,.4g}", wrap: int = 11, ylabel: str | None = None,
               title: str | None = None) -> pd.DataFrame:
     """One bar per model: the mean of a metric over training seeds, with its interval.
@@ -169,7 +170,7 @@ def spec_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         finetuned: naive (False) or fine-tuned (True) results (the dense model's naive rows
             either way).
         scale: factor applied to the estimates (e.g. ``1e-6`` for bytes -> MB).
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
         fmt: format of the numbers written on the bars.
         wrap: tick labels are wrapped at this many characters.
         ylabel: y axis name (default from :data:`LABELS`).
@@ -184,7 +185,7 @@ def spec_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     env = resolve_env(frame, env)
     rows = select(frame, env=env, finetuned=finetuned)
     rows = rows[rows["spec"].isin(list(models.values()))]
-    table = over_seeds(rows, ["spec"], metric, boot, scale=scale)
+    table = over_seeds(rows, ["spec"], metric, intervals, scale=scale)
     table.insert(0, "model", table["spec"].map({spec: name for name, spec in models.items()}))
     rank = table["model"].map({name: i for i, name in enumerate(models)})
     table = table.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
@@ -198,7 +199,8 @@ def spec_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
 
 
 def finetune_cost_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
-                       measure: str = "cpu_seconds", boot: Bootstrap = DEFAULT_BOOT,
+                       measure: str = "cpu_seconds",
+                       intervals: IntervalSettings = DEFAULT_INTERVALS,
                        log: bool | None = None, title: str | None = None) -> pd.DataFrame:
     """Seconds spent fine-tuning each model beside seconds spent evaluating it (log scale).
 
@@ -207,7 +209,7 @@ def finetune_cost_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         ax: the axes to draw into.
         env: the environment.
         measure: ``cpu_seconds`` (CPU time of the process) or ``wall_seconds``.
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
         log: a logarithmic y axis; None chooses one when the bars span more than a factor 20.
         title: axes title (default the environment).
 
@@ -226,7 +228,7 @@ def finetune_cost_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     parts = {"fine-tuning": tune_metric, "evaluation": eval_metric}
     tables = []
     for part, metric in parts.items():
-        table = over_seeds(rows, ["spec"], metric, boot)
+        table = over_seeds(rows, ["spec"], metric, intervals)
         table.insert(1, "part", part)
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)

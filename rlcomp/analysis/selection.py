@@ -3,7 +3,7 @@
 The tidy frame is :meth:`rlcomp.experiments.store.ResultStore.load`'s: one row per job and metric.
 The functions here pick rows (one environment, some methods, naive or fine-tuned, one metric),
 derive rows (a metric in % of the dense model's; evaluation CPU seconds), order specs, and
-aggregate over training seeds with the study's default bootstrap (:func:`over_seeds`). The sets
+aggregate over training seeds with the study's default interval (:func:`over_seeds`). The sets
 of methods and models that several figures, tables and claims compare are named here too.
 Nothing here draws or formats: figures are in :mod:`rlcomp.analysis.figures` and
 :mod:`rlcomp.analysis.figures_bars`, text tables in :mod:`rlcomp.analysis.tables`.
@@ -17,10 +17,10 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from rlcomp.stats import Bootstrap, aggregate
+from rlcomp.stats import IntervalSettings, aggregate
 
-DEFAULT_BOOT = Bootstrap()
-"""Mean over training seeds with a 95% percentile bootstrap interval (2000 resamples, seed 0)."""
+DEFAULT_INTERVALS = IntervalSettings()
+"""Mean over training seeds with a 95% t interval over the per-seed means."""
 
 GRID_METHODS = ("dense", "prune", "lowrank", "lowrank+prune", "prune+lowrank")
 """Methods of the pruned x rank-reduced grid (Fig 5 to 9): global pruning, low rank, both."""
@@ -87,14 +87,14 @@ def relative_to_dense(frame: pd.DataFrame, metric: str,
 
 
 def over_seeds(rows: pd.DataFrame, by: list[str], metric: str | None,
-               boot: Bootstrap = DEFAULT_BOOT, scale: float = 1.0) -> pd.DataFrame:
-    """``metric`` aggregated over training seeds per ``by`` group, with ``boot``'s interval.
+               intervals: IntervalSettings = DEFAULT_INTERVALS, scale: float = 1.0) -> pd.DataFrame:
+    """``metric`` aggregated over training seeds per ``by`` group, with its interval.
 
-    :func:`rlcomp.stats.aggregate` with the settings of ``boot``; ``scale`` multiplies the
+    :func:`rlcomp.stats.aggregate` with the settings of ``intervals``; ``scale`` multiplies the
     estimate and its interval (e.g. ``1e-6`` for bytes -> MB). Columns: ``by``, then
     ``estimate, ci_low, ci_high, n_seeds``.
     """
-    table = aggregate(rows, by, metric, **asdict(boot))
+    table = aggregate(rows, by, metric, **asdict(intervals))
     if scale != 1.0:
         table[["estimate", "ci_low", "ci_high"]] *= scale
     return table
@@ -130,11 +130,12 @@ def without_finetuned_dense(frame: pd.DataFrame) -> pd.DataFrame:
 
 def grid_over_seeds(frame: pd.DataFrame, *, env: str | None, methods: Sequence[str],
                     finetuned: bool, metric: str,
-                    boot: Bootstrap = DEFAULT_BOOT) -> tuple[str | None, pd.DataFrame]:
+                    intervals: IntervalSettings = DEFAULT_INTERVALS,
+                    ) -> tuple[str | None, pd.DataFrame]:
     """The environment meant by ``env`` and ``metric`` over seeds per (prune, lowrank) pair.
 
     What the poster's grid figures (Fig 5, 6, 8) draw, as lines or as a heatmap.
     """
     env = resolve_env(frame, env)
     rows = select(frame, env=env, methods=methods, finetuned=finetuned, metric=metric)
-    return env, over_seeds(rows, ["prune", "lowrank"], None, boot)
+    return env, over_seeds(rows, ["prune", "lowrank"], None, intervals)

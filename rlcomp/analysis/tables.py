@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from rlcomp.analysis.selection import (
-    DEFAULT_BOOT,
+    DEFAULT_INTERVALS,
     QUANT_MODELS,
     over_seeds,
     select,
@@ -26,7 +26,7 @@ from rlcomp.analysis.verdict_rules import difference_ci
 from rlcomp.envs import CHAOTIC_ENVS
 from rlcomp.experiments.driver import SweepSummary
 from rlcomp.experiments.sweep import Sweep
-from rlcomp.stats import Bootstrap
+from rlcomp.stats import IntervalSettings
 
 LEVEL_WORDS = {"prune": "pruned", "lowrank": "rank reduced"}
 """How a level column reads when its levels name a table's columns."""
@@ -96,7 +96,7 @@ def spec_table(frame: pd.DataFrame, models: Mapping[str, str] = QUANT_MODELS,
                metrics: Mapping[str, str] | None = None, *, envs: Sequence[str] | None = None,
                finetuned: bool = False, scales: Mapping[str, float] | None = None,
                formats: Mapping[str, str] | None = None,
-               boot: Bootstrap = DEFAULT_BOOT) -> pd.DataFrame:
+               intervals: IntervalSettings = DEFAULT_INTERVALS) -> pd.DataFrame:
     """Metrics of some models side by side: one row per model, one column per env and metric.
 
     Each cell is the mean over training seeds with its interval in brackets (the interval is left
@@ -110,7 +110,7 @@ def spec_table(frame: pd.DataFrame, models: Mapping[str, str] = QUANT_MODELS,
         finetuned: naive (False) or fine-tuned (True) results.
         scales: column name -> factor applied to that metric (default 1).
         formats: column name -> format of its numbers (default ``{:.1f}``).
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
 
     Returns:
         A frame indexed by ``model``, with columns ``(env, column name)``.
@@ -122,7 +122,7 @@ def spec_table(frame: pd.DataFrame, models: Mapping[str, str] = QUANT_MODELS,
         rows = select(frame, env=env, finetuned=finetuned)
         rows = rows[rows["spec"].isin(list(models.values()))]
         for name, metric in metrics.items():
-            table = over_seeds(rows, ["spec"], metric, boot,
+            table = over_seeds(rows, ["spec"], metric, intervals,
                                scale=scales.get(name, 1.0)).set_index("spec")
             columns[(env, name)] = {
                 model: interval_cell(*table.loc[spec, ["estimate", "ci_low", "ci_high"]],
@@ -136,11 +136,11 @@ def spec_table(frame: pd.DataFrame, models: Mapping[str, str] = QUANT_MODELS,
 
 def finetune_table(frame: pd.DataFrame, *, envs: Sequence[str] | None = None,
                    metric: str = "return_mean", fmt: str = "{:.1f}",
-                   boot: Bootstrap = DEFAULT_BOOT) -> pd.DataFrame:
+                   intervals: IntervalSettings = DEFAULT_INTERVALS) -> pd.DataFrame:
     """A metric naive and fine-tuned, per spec, with the paired change fine-tuning made.
 
     The change is fine-tuned minus naive, paired by training seed
-    (:func:`rlcomp.analysis.verdict_rules.difference_ci`, the same bootstrap settings). The dense
+    (:func:`rlcomp.analysis.verdict_rules.difference_ci`, the same interval settings). The dense
     model fine-tuned (no compression held) is the control row.
 
     Args:
@@ -148,7 +148,7 @@ def finetune_table(frame: pd.DataFrame, *, envs: Sequence[str] | None = None,
         envs: the environments (default: all in the frame, sorted).
         metric: the metric compared.
         fmt: format of the numbers.
-        boot: the statistic and bootstrap settings.
+        intervals: the interval method, statistic and settings.
 
     Returns:
         A frame indexed by ``spec`` (the specs that were fine-tuned), with columns ``(env,
@@ -162,7 +162,7 @@ def finetune_table(frame: pd.DataFrame, *, envs: Sequence[str] | None = None,
         order += [s for s in tuned_specs if s not in order]
         for name, finetuned in (("naive", False), ("fine-tuned", True)):
             table = over_seeds(rows[rows["finetuned"] == finetuned], ["spec"], None,
-                               boot).set_index("spec")
+                               intervals).set_index("spec")
             columns[(env, name)] = {
                 s: interval_cell(*table.loc[s, ["estimate", "ci_low", "ci_high"]], fmt)
                 for s in tuned_specs if s in table.index}
@@ -170,8 +170,9 @@ def finetune_table(frame: pd.DataFrame, *, envs: Sequence[str] | None = None,
         for spec in tuned_specs:
             mine = rows[rows["spec"] == spec]
             change = difference_ci(mine[mine["finetuned"]], mine[~mine["finetuned"]], None,
-                                   statistic=boot.statistic, confidence=boot.confidence,
-                                   reps=boot.reps, random_state=boot.random_state)
+                                   method=intervals.method, statistic=intervals.statistic,
+                                   confidence=intervals.confidence, reps=intervals.reps,
+                                   random_state=intervals.random_state)
             columns[(env, "change")][spec] = interval_cell(
                 change.estimate, change.ci_low, change.ci_high, fmt.replace("{:", "{:+", 1))
     out = pd.DataFrame(columns).reindex(order).fillna("")

@@ -1,7 +1,9 @@
 """How a measurement becomes a verdict: the paired difference and the three comparison rules.
 
-A measurement is a paired difference between two sets of results with its bootstrap interval over
-training seeds (:func:`difference_ci`). A verdict turns the interval into ``confirmed``,
+A measurement is a paired difference between two sets of results with its interval over training
+seeds (:func:`difference_ci`): by default the t interval over the paired per-seed differences
+(the training seed is the unit; episodes and evaluation seeds enter through each seed's mean, see
+:mod:`rlcomp.stats`). A verdict turns the interval into ``confirmed``,
 ``refuted`` or ``not resolved`` by one of three rules, decided before looking at the numbers:
 
 - ``no change`` ("X does not change Y", tolerance ``t`` >= 0): confirmed if the whole interval of
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from rlcomp.stats import EMPTY, Interval, bootstrap_ci
+from rlcomp.stats import EMPTY, Interval, interval
 
 CONFIRMED = "confirmed"
 """The interval supports the claim by its rule."""
@@ -37,29 +39,35 @@ REFUTED = "refuted"
 NOT_RESOLVED = "not resolved"
 """The interval is too wide, or straddles the rule's boundary, or there is no measurement."""
 
+ENVIRONMENT_DEPENDENT = "environment-dependent"
+"""A claim over several environments that one confirms and another refutes."""
+
 
 def difference_ci(frame_a: pd.DataFrame, frame_b: pd.DataFrame, metric: str | None = "return_mean",
                   *, statistic: str = "mean", relative: bool = False,
                   pair_on: Sequence[str] = ("env", "train_seed"), confidence: float = 0.95,
-                  reps: int = 2000, random_state: int = 0) -> Interval:
-    """The paired difference A - B over training seeds, with its bootstrap interval.
+                  reps: int = 2000, random_state: int = 0, method: str = "t") -> Interval:
+    """The paired difference A - B over training seeds, with its interval.
 
     Each side's value for a seed is the mean of its rows of ``metric`` for that seed (over
     evaluation seeds, levels or whatever else the frame holds). Seeds present on both sides are
-    paired; the per-seed differences ``a - b`` (or ``100 * (a - b) / |b|`` when ``relative``) are
-    resampled by seed with :func:`rlcomp.stats.bootstrap_ci`, so the interval keeps the
-    pairing.
+    paired; the interval is taken over the per-seed differences ``a - b`` (or
+    ``100 * (a - b) / |b|`` when ``relative``), so it keeps the pairing: by default the t interval
+    over the paired per-seed differences (:func:`rlcomp.stats.t_interval`), or with
+    ``method="percentile"`` their percentile bootstrap by seed (needed for the IQM).
 
     Args:
         frame_a: tidy rows of the treatment (e.g. quantized).
         frame_b: tidy rows of the baseline (e.g. dense).
         metric: the metric compared; None when both frames hold one metric already.
-        statistic: ``mean`` or ``iqm`` of the per-seed differences.
+        statistic: ``mean`` or ``iqm`` of the per-seed differences (``iqm`` needs
+            ``method="percentile"``).
         relative: differences in percent of the baseline.
         pair_on: the columns that identify a seed on both sides.
         confidence: coverage of the interval.
-        reps: bootstrap resamples.
-        random_state: seed of the resampling.
+        reps: bootstrap resamples (``percentile``).
+        random_state: seed of the resampling (``percentile``).
+        method: ``t`` or ``percentile`` (:data:`rlcomp.stats.METHODS`).
 
     Returns:
         ``Interval(estimate, ci_low, ci_high, n_seeds)``; all NaN with 0 seeds when no seed is on
@@ -76,7 +84,7 @@ def difference_ci(frame_a: pd.DataFrame, frame_b: pd.DataFrame, metric: str | No
     diff = pairs["a"] - pairs["b"]
     if relative:
         diff = 100.0 * diff / pairs["b"].abs()
-    return bootstrap_ci(diff.to_numpy(), statistic, confidence, reps, random_state)
+    return interval(diff.to_numpy(), method, statistic, confidence, reps, random_state)
 
 
 def _unresolvable(measured: Interval) -> bool:
@@ -137,8 +145,24 @@ def verdict_increases(measured: Interval, margin: float = 0.0) -> str:
     return NOT_RESOLVED
 
 
+def verdict_at_most(measured: Interval, margin: float = 0.0) -> str:
+    """"X does not raise Y by more than ``margin``": confirmed if ``ci_high <= margin``.
+
+    Refuted if the interval lies wholly above ``margin`` (``ci_low > margin``); otherwise not
+    resolved. (The mirror of :func:`verdict_increases`: it confirms what that refutes.)
+    """
+    m = _threshold("margin", margin)
+    if _unresolvable(measured):
+        return NOT_RESOLVED
+    if measured.ci_high <= m:
+        return CONFIRMED
+    if measured.ci_low > m:
+        return REFUTED
+    return NOT_RESOLVED
+
+
 RULES = {"no change": verdict_no_change, "reduces": verdict_reduces,
-         "increases": verdict_increases}
+         "increases": verdict_increases, "at most": verdict_at_most}
 """The verdict rules by name (see the module docstring)."""
 
 
@@ -164,6 +188,8 @@ def rule_text(rule: str, threshold: float = 0.0, unit: str = "",
         return f"confirmed if {ci} lies below {'-' + t if threshold else '0'}"
     if rule == "increases":
         return f"confirmed if {ci} lies above {t if threshold else '0'}"
+    if rule == "at most":
+        return f"confirmed if {ci} lies at or below {t if threshold else '0'}"
     raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
 
 

@@ -8,7 +8,7 @@ measure them; :func:`claims_html` renders the table (chapter 05 and the introduc
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,32 +52,53 @@ class Entry:
         return self.basis != "timing"
 
 
+def _metric(measure: Callable[..., ClaimResult], metric: str) -> Callable[[pd.DataFrame],
+                                                                        ClaimResult]:
+    return functools.partial(measure, metric=metric)
+
+
 ENTRIES = (
     Entry(PRUNING, claims.minor_compression_gain, "fig-pruning-return", "returns"),
+    Entry(LOW_RANK, claims.all_compression_lowers, "fig-lowrank-grid-return", "returns"),
     Entry(LOW_RANK, claims.pruning_hurts_more, "fig-lowrank-grid-return", "returns"),
-    Entry(LOW_RANK, lambda f: claims.rank_resources(f, metric="cpu_seconds_per_step"),
-          "fig-lowrank-cpu", "timing"),
-    Entry(LOW_RANK, lambda f: claims.rank_resources(f, metric="seconds_per_step"),
-          "fig-lowrank-evaltime", "timing"),
-    Entry(LOW_RANK, lambda f: claims.rank_resources(f, metric="ram_percent"),
+    Entry(LOW_RANK, _metric(claims.rank_resources, "policy_time_ratio"), "fig-lowrank-cpu",
+          "timing"),
+    Entry(LOW_RANK, _metric(claims.rank_resources, "isolated_footprint_bytes"),
           "fig-lowrank-ram", "timing"),
-    Entry(LOW_RANK, claims.evaltime_drop_30_across_pruning, "fig-lowrank-evaltime",
+    Entry(LOW_RANK, _metric(claims.rank_resources, "eval_seconds"), "fig-lowrank-evaltime",
+          "timing"),
+    Entry(LOW_RANK, _metric(claims.rank_resources, "ram_percent"), "fig-lowrank-ram", "timing"),
+    Entry(LOW_RANK, _metric(claims.return_evaltime, "eval_seconds"), "fig-lowrank-evaltime",
+          "timing"),
+    Entry(LOW_RANK, _metric(claims.return_evaltime, "policy_time_ratio"), "fig-lowrank-cpu",
+          "timing"),
+    Entry(LOW_RANK, _metric(claims.evaltime_drop_30, "eval_seconds"), "fig-lowrank-evaltime",
+          "timing"),
+    Entry(LOW_RANK, _metric(claims.evaltime_drop_30, "policy_time_ratio"), "fig-lowrank-cpu",
           "timing"),
     Entry(LOW_RANK, claims.keep_io_remedy, "fig-lowrank-keep-io", "returns"),
-    Entry(QUANTIZATION, lambda f: claims.quant_cpu_ram(f, metric="cpu_seconds_per_step"),
-          "fig-quant-cpu", "timing"),
-    Entry(QUANTIZATION, lambda f: claims.quant_cpu_ram(f, metric="ram_percent"),
+    Entry(QUANTIZATION, _metric(claims.quant_cpu_ram, "policy_time_ratio"), "fig-quant-cpu",
+          "timing"),
+    Entry(QUANTIZATION, _metric(claims.quant_cpu_ram, "cpu_percent"), "fig-quant-cpu",
+          "timing"),
+    Entry(QUANTIZATION, _metric(claims.quant_cpu_ram, "isolated_footprint_bytes"),
           "fig-quant-ram", "timing"),
+    Entry(QUANTIZATION, _metric(claims.quant_cpu_ram, "ram_percent"), "fig-quant-ram",
+          "timing"),
     Entry(QUANTIZATION, claims.quant_storage, "fig-quant-storage", "sizes"),
     Entry(FINE_TUNING, claims.finetune_no_gain, "fig-finetune-evaltime", "trained"),
-    Entry(FINE_TUNING, claims.finetune_deviation, "fig-finetune-evaltime", "timing"),
+    Entry(FINE_TUNING, claims.finetune_cost, "fig-finetune-evaltime", "timing"),
+    Entry(FINE_TUNING, functools.partial(claims.finetune_deviation, x_metric="eval_seconds"),
+          "fig-finetune-evaltime", "timing"),
+    Entry(FINE_TUNING, functools.partial(claims.finetune_deviation, x_metric="ram_percent"),
+          "fig-finetune-ram", "timing"),
 )
-"""The verdict table's rows, in the order of the chapters."""
+"""The verdict table's rows (each measured per environment), in the order of the chapters."""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A measured claim with the page and anchor of our figure."""
+    """A claim measured on one environment, with the page and anchor of our figure."""
 
     result: ClaimResult
     link: str
@@ -88,81 +109,123 @@ def _link(e: Entry) -> str:
     return f"{e.chapter}.html#{e.figure}"
 
 
+def _measured(e: Entry, frame: pd.DataFrame, deterministic: bool) -> list[Verdict]:
+    return [Verdict(r, _link(e), deterministic) for r in claims.per_environment(e.measure, frame)]
+
+
 def all_claims(frames: Mapping[str, pd.DataFrame]) -> list[Verdict]:
-    """Measure each claim of :data:`ENTRIES` on its chapter's results (absent chapters skipped)."""
-    return [Verdict(e.measure(frames[e.chapter]), _link(e), e.deterministic)
-            for e in ENTRIES if e.chapter in frames]
+    """Each claim of :data:`ENTRIES` on each environment of its chapter's results.
+
+    Chapters absent from ``frames`` are skipped.
+    """
+    return [v for e in ENTRIES if e.chapter in frames
+            for v in _measured(e, frames[e.chapter], e.deterministic)]
 
 
 def portable_claims(frames: Mapping[str, pd.DataFrame]) -> list[Verdict]:
     """The claims whose measurement is the same on every x86-64 CPU, measured so that it is.
 
     Claims resting on sizes are measured on every environment; claims resting on the returns of
-    the committed agents are measured without the chaotic environments
-    (:data:`~rlcomp.envs.CHAOTIC_ENVS`, whose returns move with another CPU's last-bit
-    differences), and say so; claims resting on fine-tuned returns or on timing are left out (see
-    :attr:`Entry.basis`). This is what the regression baseline checks;
-    ``tests/test_portable_regression.py`` checks the chaotic environments' policies instead.
+    the committed agents only on the environments outside :data:`~rlcomp.envs.CHAOTIC_ENVS`
+    (whose returns move with another CPU's last-bit differences); claims resting on fine-tuned
+    returns or on timing are left out (see :attr:`Entry.basis`). This is what the regression
+    baseline checks; ``tests/test_portable_regression.py`` checks the chaotic environments'
+    policies instead.
     """
     out = []
     for e in ENTRIES:
         if e.chapter not in frames or e.basis in ("trained", "timing"):
             continue
         frame = frames[e.chapter]
-        result = e.measure(frame) if e.basis == "sizes" else _without_chaotic(e, frame)
-        out.append(Verdict(result, _link(e), True))
+        if e.basis == "returns":
+            frame = frame[~frame["env"].isin(CHAOTIC_ENVS)]
+        out.extend(_measured(e, frame, True))
     return out
 
 
-def _without_chaotic(e: Entry, frame: pd.DataFrame) -> ClaimResult:
-    kept = frame[~frame["env"].isin(CHAOTIC_ENVS)]
-    envs = ", ".join(sorted(kept["env"].unique())) or "no environment"
-    result = e.measure(kept)
-    return dataclasses.replace(result, what=f"{result.what} ({envs} only)".strip())
+VERDICT_COLUMNS = ("claim", "env", "measure", "estimate", "ci_low", "ci_high", "n_seeds",
+                   "margin", "verdict")
+"""The columns of ``book/data/verdicts.csv``."""
 
 
-HEADERS = ("Claim", "Study", "Ours", "Measured (95% CI)", "Rule", "Verdict")
+def verdicts_frame(verdicts: list[Verdict]) -> pd.DataFrame:
+    """One row per claim, environment and measure (the columns :data:`VERDICT_COLUMNS`)."""
+    rows = [{"claim": v.result.claim.id, "env": v.result.env, "measure": v.result.measure,
+             "estimate": v.result.measured.estimate, "ci_low": v.result.measured.ci_low,
+             "ci_high": v.result.measured.ci_high, "n_seeds": v.result.measured.n_seeds,
+             "margin": v.result.threshold, "verdict": v.result.verdict} for v in verdicts]
+    return pd.DataFrame.from_records(rows, columns=list(VERDICT_COLUMNS)).astype(
+        {"n_seeds": "int64"})
+
+
+HEADERS = ("Claim", "Study", "Environment", "Measured (95% CI)", "Rule", "Verdict",
+           "Both environments")
 """Columns of the verdict table."""
 
 
-def _cells(v: Verdict, digits: int) -> tuple[str, str, tuple[str, str], str, str, str]:
-    """One row's cells as plain text; "Ours" is (anchor text, link)."""
-    r = v.result
-    measured = describe(r.measured, r.unit, digits, r.confidence)
-    what = f"{r.what}: " if r.what else ""
-    return (r.claim.text, r.claim.figure, (v.link.split("#", 1)[1], v.link), what + measured,
-            rule_text(r.rule, r.threshold, r.unit, r.confidence), r.verdict)
+def _measure_text(r: ClaimResult, digits: int) -> str:
+    label = " (environment-dominated)" if r.environment_dominated else ""
+    what = f"{r.what}{label}: " if r.what else ""
+    return what + describe(r.measured, r.unit, digits, r.confidence)
+
+
+def _combined(verdicts: list[Verdict]) -> dict[tuple[str, str, str], str]:
+    """The verdict over environments of each (claim, measure, what-without-env) group."""
+    groups: dict[tuple[str, str, str], list[ClaimResult]] = {}
+    for v in verdicts:
+        groups.setdefault(_group_key(v), []).append(v.result)
+    return {key: claims.combined_verdict(results) for key, results in groups.items()}
+
+
+def _group_key(v: Verdict) -> tuple[str, str, str]:
+    return (v.result.claim.id, v.result.measure, v.link)
 
 
 def claims_html(verdicts: list[Verdict], deterministic_only: bool = False,
                 digits: int = 3) -> str:
-    """The verdict table as an HTML table, one row per claim (the chapter and the introduction).
+    """The verdict table as an HTML table, one row per claim, measure and environment.
 
+    The last column is the verdict over both environments (:func:`claims.combined_verdict`).
     The book renders HTML outputs as they are, whereas a Markdown output would be read as
     CommonMark, which has no tables. The table has the class ``claims-table`` and says in
     ``data-claims`` whether it holds every claim (``all``) or the ``deterministic`` ones only.
     """
+    shown = [v for v in verdicts if v.deterministic or not deterministic_only]
+    combined = _combined(shown)
     head = "".join(f"<th>{name}</th>" for name in HEADERS)
     rows = []
-    for v in verdicts:
-        if deterministic_only and not v.deterministic:
-            continue
-        claim, figure, (anchor, link), measured, rule, verdict = _cells(v, digits)
-        cells = (html.escape(claim), html.escape(figure),
-                 f'<a href="{html.escape(link)}">{html.escape(anchor)}</a>',
-                 html.escape(measured), html.escape(rule),
-                 f"<strong>{html.escape(verdict)}</strong>")
+    for v in shown:
+        r = v.result
+        anchor = v.link.split("#", 1)[1]
+        cells = (f'{html.escape(r.claim.text)} (<a href="{html.escape(v.link)}">'
+                 f"{html.escape(anchor)}</a>)", html.escape(r.claim.figure), html.escape(r.env),
+                 html.escape(_measure_text(r, digits)),
+                 html.escape(rule_text(r.rule, r.threshold, r.unit, r.confidence)),
+                 f"<strong>{html.escape(r.verdict)}</strong>",
+                 html.escape(combined[_group_key(v)]))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     kind = "deterministic" if deterministic_only else "all"
     return (f'<table class="table claims-table" data-claims="{kind}"><thead><tr>{head}</tr>'
             "</thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def claim_markdown(result: ClaimResult, digits: int = 3) -> str:
-    """The claim, our measurement and the verdict as a short Markdown paragraph for a chapter."""
-    measured = describe(result.measured, result.unit, digits, result.confidence)
-    what = f"{result.what}: " if result.what else ""
-    return (f"**The study's claim** ({result.claim.figure}): {result.claim.text}  \n"
-            f"**Our measurement**: {what}{measured}.  \n"
-            f"**Verdict**: {result.verdict} "
-            f"({rule_text(result.rule, result.threshold, result.unit, result.confidence)}).")
+def claim_markdown(measure: Callable[[pd.DataFrame], ClaimResult], frame: pd.DataFrame,
+                   digits: int = 3) -> str:
+    """A claim measured on each environment of ``frame``, as a short Markdown paragraph.
+
+    ``measure`` is one of the claim functions of :mod:`rlcomp.analysis.claims` (with its options
+    bound, e.g. ``functools.partial(rank_resources, metric="eval_seconds")``); the paragraph
+    quotes the claim and the rule, gives one line per environment and ends with the verdict over
+    all of them (:func:`claims.combined_verdict`).
+    """
+    results = claims.per_environment(measure, frame)
+    if not results:
+        return "No results to judge this claim on."
+    first = results[0]
+    lines = [f"**The study's claim** ({first.claim.figure}): {first.claim.text}  ",
+             f"**The rule**: {rule_text(first.rule, first.threshold, first.unit, first.confidence)}"
+             " (margin fixed in `rlcomp/analysis/claims.py` before the data was read).", ""]
+    for r in results:
+        lines.append(f"- **{r.env}**: {_measure_text(r, digits)}: **{r.verdict}**")
+    lines += ["", f"**Verdict over the environments**: {claims.combined_verdict(results)}."]
+    return "\n".join(lines)

@@ -6,7 +6,9 @@ profile says"); ``python -m rlcomp.experiments.plans`` writes the same grids as 
 (a test checks the files are up to date).
 
 Profiles (DESIGN.md): ``smoke`` is one training seed, 3 episodes, three levels, tiny fine-tuning
-budgets; ``full`` is three training seeds, 100 episodes, ten levels per axis.
+budgets; ``full`` is five training seeds, 100 episodes, ten levels per method and a 5 x 5 grid of
+rank reduction by pruning. Every chapter evaluates the random policy too (spec ``random``), the
+lower anchor of normalized returns.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import yaml
 
 from rlcomp.envs import STUDY_ENVS
 from rlcomp.experiments.driver import SweepSummary, run_and_load
-from rlcomp.experiments.store import DEFAULT_PATH
+from rlcomp.experiments.store import DEFAULT_PATH, RANDOM_POLICY
 from rlcomp.experiments.sweep import Sweep, sweep_from_mapping
 
 ALGOS = {"LunarLander-v3": "ddqn", "HalfCheetah-v5": "pg"}
@@ -29,13 +31,15 @@ ALGOS = {"LunarLander-v3": "ddqn", "HalfCheetah-v5": "pg"}
 
 PROFILE_SETTINGS = {
     "smoke": {"train_seeds": [0], "episodes": 3, "levels": [0.0, 0.5, 0.9],
-              "grid_prune": [0.0, 0.5], "finetune_steps": 300, "finetune_levels": [0.9]},
-    "full": {"train_seeds": [0, 1, 2], "episodes": 100,
+              "grid_levels": [0.0, 0.5], "finetune_steps": 300, "finetune_levels": [0.9]},
+    "full": {"train_seeds": [0, 1, 2, 3, 4], "episodes": 100,
              "levels": [round(0.1 * i, 1) for i in range(10)],
-             "grid_prune": [0.0, 0.5, 0.9], "finetune_steps": 10_000,
+             "grid_levels": [0.0, 0.2, 0.4, 0.6, 0.8], "finetune_steps": 10_000,
              "finetune_levels": [0.5, 0.7, 0.9]},
 }
-"""What each profile means for the chapters' sweeps."""
+"""What each profile means for the chapters' sweeps: ``levels`` of each method alone,
+``grid_levels`` of the low-rank chapter's grid of rank reduction by pruning (the poster's Fig 6
+and 8), fine-tuning's budget and levels."""
 
 BOOK_CHAPTERS = ("00-setup", "01-pruning", "02-low-rank", "03-quantization", "04-fine-tuning",
                  "05-verdicts")
@@ -49,6 +53,9 @@ CHAPTERS = (PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING)
 """The chapters that run a sweep (each has a plan below and files under ``sweeps/``)."""
 
 ROOT = Path(__file__).resolve().parents[2]
+
+BOOK_DATA = ROOT / "book" / "data"
+"""Where the full profile's verdicts chapter writes the tables behind the book."""
 
 
 def _checkpoints(envs: Sequence[str], train_seeds: Sequence[int]) -> list[str]:
@@ -83,27 +90,30 @@ def chapter_plan(chapter: str, profile: str, *, envs: Sequence[str] | None = Non
     levels = list(levels if levels is not None else settings["levels"])
     plan: dict = {"checkpoints": _checkpoints(envs, train_seeds),
                   "episodes": int(episodes or settings["episodes"]), "eval_seeds": [0],
-                  "probes": {"latency": True, "isolated_memory": False}}
+                  "probes": dict(CHAPTER_PROBES)}
+    grid = [float(v) for v in settings["grid_levels"]]
     if chapter == PRUNING:
-        plan["specs"] = [_grid("prune", levels), _grid("prune,scope=layer", levels),
+        plan["specs"] = [RANDOM_POLICY, _grid("prune", levels), _grid("prune,scope=layer", levels),
                          _grid("prune,structured=true", levels)]
     elif chapter == LOW_RANK:
-        plan["specs"] = [{"grid": {"lowrank": [float(v) for v in levels],
-                                   "prune": [float(v) for v in settings["grid_prune"]]}},
+        plan["specs"] = [RANDOM_POLICY, _grid("lowrank", levels),
+                         {"grid": {"lowrank": grid, "prune": grid}},
                          _grid("lowrank,keep_io=true", levels)]
     elif chapter == QUANTIZATION:
-        plan["specs"] = ["dense", "quant=8", "prune=0.5+quant=8", "lowrank=0.5+quant=8",
-                         "lowrank=0.75"]
-        plan["probes"] = {"latency": True, "isolated_memory": True}
+        plan["specs"] = [RANDOM_POLICY, "dense", "quant=8", "prune=0.5+quant=8",
+                         "lowrank=0.5+quant=8", "lowrank=0.75"]
     elif chapter == FINE_TUNING:
         ft = [float(v) for v in settings["finetune_levels"]]
-        plan["specs"] = ["dense", _grid("prune", ft), _grid("lowrank", ft), "quant=8",
-                         "quant=8,mode=qat"]
+        plan["specs"] = [RANDOM_POLICY, "dense", _grid("prune", ft), _grid("lowrank", ft),
+                         "quant=8", "quant=8,mode=qat"]
         plan["finetune"] = {"steps": [0, settings["finetune_steps"]]}
     else:
         raise ValueError(f"unknown chapter {chapter!r} (chapters: {', '.join(CHAPTERS)})")
     return plan
 
+
+CHAPTER_PROBES = {"latency": True, "isolated_memory": True}
+"""The optional measurements every chapter's jobs make (the isolated footprint everywhere)."""
 
 SMOKE_STORE = "results/smoke.sqlite"
 """The store of the smoke profile: apart from the full results, shared by the smoke chapters."""

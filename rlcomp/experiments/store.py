@@ -55,6 +55,22 @@ from rlcomp.experiments import job_claims, schema
 from rlcomp.experiments.schema import StoreError
 
 DEFAULT_PATH = "results/rlcomp.sqlite"
+
+RANDOM_POLICY = "random"
+"""The spec text of a job that evaluates uniformly random actions instead of the checkpoint's
+policy: the lower anchor of normalized returns, measured per checkpoint on the same evaluation
+episodes. Its tidy rows have ``method="random"`` and NaN levels."""
+
+
+def _canonical(spec: str | Spec | tuple[Spec, ...]) -> str:
+    return RANDOM_POLICY if spec == RANDOM_POLICY else canonical_spec(spec)
+
+
+def _spec_columns(spec: str) -> dict[str, str | float]:
+    if spec == RANDOM_POLICY:
+        return {"method": RANDOM_POLICY, "level": float("nan"),
+                **dict.fromkeys(METHODS, float("nan"))}
+    return spec_columns(spec)
 """Where the store lives unless told otherwise (relative to the working directory)."""
 
 COLUMNS = ("checkpoint", "env", "algo", "train_seed", "method", "level", "finetuned", "metric",
@@ -109,7 +125,7 @@ def _key_fields(checkpoint_digest: str, spec: str | Spec | tuple[Spec, ...],
                 finetune: Mapping | None, eval_seed: int, probe: Mapping) -> dict:
     """The five key fields in canonical form (settings as canonical JSON text)."""
     return {"checkpoint_digest": _text("checkpoint digest", checkpoint_digest),
-            "spec": canonical_spec(spec),
+            "spec": _canonical(spec),
             "finetune": _settings("finetune", finetune, none_ok=True),
             "eval_seed": _integer("eval_seed", eval_seed),
             "probe": _settings("probe", probe, none_ok=False)}
@@ -375,7 +391,7 @@ class ResultStore:
         frame = pd.DataFrame.from_records(rows, columns=[
             "checkpoint", "env", "algo", "train_seed", "spec", "finetune", "metric", "value",
             "eval_seed", "probe", "key"])
-        described = {spec: spec_columns(spec) for spec in frame["spec"].unique()}
+        described = {spec: _spec_columns(spec) for spec in frame["spec"].unique()}
         for column in ("method", "level", *METHODS):
             frame[column] = [described[spec][column] for spec in frame["spec"]]
         frame["finetuned"] = frame["finetune"] != "{}"

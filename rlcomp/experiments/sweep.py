@@ -7,6 +7,7 @@ A sweep file::
     specs:                      # spec strings ...
       - dense
       - quant=8
+      - random                  # (uniformly random actions: the anchor of normalized returns)
     # ... or a grid: the product of each method's levels, applied in the order written;
     # a level of 0 leaves that method out (all zero: dense); options go after the method name.
     #   specs:
@@ -39,6 +40,7 @@ from typing import NamedTuple
 import yaml
 
 from rlcomp.compress.specs import format_spec, parse_spec
+from rlcomp.experiments.store import RANDOM_POLICY
 
 KEYS = {"checkpoints", "specs", "episodes", "eval_seeds", "finetune", "probes"}
 REQUIRED = ("checkpoints", "specs", "episodes", "eval_seeds")
@@ -108,6 +110,8 @@ class Sweep:
                 probe["perturb_obs"] = {"scale": perturb.scale, "seed": perturb.seed}
             for spec, steps, eval_seed in itertools.product(self.specs, self.finetune_steps,
                                                             self.eval_seeds):
+                if spec == RANDOM_POLICY and steps:
+                    continue  # random actions have nothing to fine-tune
                 finetune = {"steps": steps} if steps else None
                 key = job_key(info.digest, spec, finetune, eval_seed, probe)
                 yield Job(info.path, info.digest, info.env_id, info.algo, info.seed, spec,
@@ -301,6 +305,8 @@ def sweep_from_mapping(data: object, path: str | Path = "<sweep>",
             line = f"{path}:{item_lines[i]}" if i < len(item_lines) else where("specs")
             if isinstance(item, dict) and set(item) == {"grid"}:
                 found = _grid_specs(item["grid"], lambda key, line=line: line, problems)
+            elif item == RANDOM_POLICY:
+                found = [RANDOM_POLICY]
             else:
                 try:
                     found = [format_spec(parse_spec(str(item)))]
