@@ -9,7 +9,7 @@ CHAPTERS := $(basename $(notdir $(wildcard notebooks/[0-9][0-9]-*.py)))
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: venv book chapters site test test-perturbed test-fast lint checkpoints baseline browser clean
+.PHONY: venv book chapters site test test-perturbed test-fast lint checkpoints baseline browser clean verdicts-check
 
 venv: $(STAMP)
 
@@ -43,6 +43,12 @@ test: $(STAMP) browser
 test-perturbed: $(STAMP)
 	RLCOMP_PERTURB_OBS=1e-9 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax \
 	  --nbval-current-env tests/baselines/ tests/test_portable_regression.py
+
+## verdicts-check: rerun every chapter's sweep (PROFILE=full|smoke) into an empty store and print
+## the verdict table diffed against book/data/verdicts.csv; exit 1 if any verdict changed. Also run
+## it with RLCOMP_PERTURB_OBS=1e-9 (another CPU simulated): no verdict may change either.
+verdicts-check: $(STAMP)
+	$(BIN)/python -m rlcomp.verdicts_check --profile $(PROFILE)
 
 ## browser: Debian's chromium and chromedriver for the site test (installed when missing)
 browser:

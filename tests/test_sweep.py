@@ -221,7 +221,11 @@ def test_committed_chapter_sweep_files_are_up_to_date_and_valid():
             assert [Path(c).name for c in load_sweep(path).checkpoints] == [
                 Path(c).name for c in sweep.checkpoints]
     full = chapter_sweep("01-pruning", "full")
-    assert len(full.checkpoints) == 6 and full.episodes == 100 and len(full.specs) == 28
+    # five seeds x two environments; random, dense and 3 ways of pruning x 9 levels
+    assert len(full.checkpoints) == 10 and full.episodes == 100 and len(full.specs) == 29
+    grid = chapter_sweep("02-low-rank", "full").specs
+    pairs = {(lr, pr) for lr in (0.2, 0.4, 0.6, 0.8) for pr in (0.2, 0.4, 0.6, 0.8)}
+    assert {f"lowrank={lr:g}+prune={pr:g}" for lr, pr in pairs} <= set(grid)  # the 5 x 5 grid
 
 
 def test_finetune_budgets_multiply_jobs(tmp_path):
@@ -253,3 +257,33 @@ eval_seeds: [0]
             assert job.probe["perturb_obs"] == {"scale": 1e-9, "seed": 0}
         else:
             assert job.key == plain[env, spec].key and "perturb_obs" not in job.probe
+
+
+def test_random_policy_jobs_anchor_normalized_returns(tmp_path):
+    """``random`` in a sweep's specs evaluates uniformly random actions on the same episodes:
+    once per checkpoint (never fine-tuned), stored with method ``random`` and NaN levels."""
+    sweep = load_sweep(write(tmp_path, f"""
+checkpoints: [{LUNAR}]
+specs: [random, dense]
+episodes: 3
+eval_seeds: [0]
+finetune: {{steps: [0, 50]}}
+probes: {{latency: false}}
+"""))
+    jobs = sweep.jobs()
+    assert [(j.spec, j.finetune) for j in jobs] == [("random", None), ("dense", None),
+                                                     ("dense", {"steps": 50})]
+    sweep.finetune_steps, sweep._jobs = [0], None  # the naive jobs only
+    with ResultStore(tmp_path / "r.sqlite") as s:
+        run_sweep(sweep, s, workers=1)
+        frame = s.load()
+    random = frame[(frame["spec"] == "random") & (frame["metric"] == "return_mean")]
+    assert random["method"].tolist() == ["random"] and random["prune"].isna().all()
+    dense = frame[(frame["spec"] == "dense") & (frame["metric"] == "return_mean")]
+    assert random["value"].item() < 0 < dense["value"].item()
+    assert frame[frame["spec"] == "random"]["metric"].nunique() == 6  # returns only, no sizes
+    with ResultStore(tmp_path / "again.sqlite") as s:
+        run_sweep(sweep, s, workers=1)
+        again = s.load()
+    assert (again[(again["spec"] == "random") & (again["metric"] == "return_mean")]["value"]
+            .item() == random["value"].item())

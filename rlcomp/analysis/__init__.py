@@ -12,5 +12,6 @@ One job per module:
   ``verdict_rules``: how a paired difference becomes a verdict; ``verdict_table``: the verdicts
   in words (the book's table, a chapter's paragraph).
 
-The statistics (t intervals over training seeds, IQM, aggregation, normalization) are in the core, :mod:`rlcomp.stats`.
+The statistics (t intervals over training seeds, IQM, aggregation, normalization) are in the
+core, :mod:`rlcomp.stats`. ``book_data`` writes the tables behind the book (``book/data/*.csv``).
 """
