@@ -58,9 +58,11 @@ from rlcomp.analysis.figures import (
     rank_lines,
     rank_return,
 )
+from rlcomp.analysis.selection import GRID_METHODS, select
 from rlcomp.analysis.tables import portable, sweep_note, wide_table
 from rlcomp.analysis.verdict_table import claim_markdown
 from rlcomp.experiments.plans import LOW_RANK, chapter_results
+from rlcomp.stats import aggregate
 
 # %% tags=["parameters"]
 profile = "full"
@@ -179,15 +181,19 @@ portable(wide_table(fig6, "lowrank", column="prune"))
 #
 # The study's % RAM is the evaluating process's share of the machine's memory. That process holds
 # the Python interpreter, PyTorch and Gymnasium, hundreds of megabytes, against a model of about
-# 0.3 MB, so its RAM % says little about the model. The model's own size is in the bytes of its
-# compact file (factors where they are smaller than the dense matrix, a bitmask and the nonzeros
-# where pruning makes that smaller), drawn beneath.
+# 0.3 MB, so its RAM % says little about the model (each job runs in a fresh worker and the share
+# is sampled over the whole evaluation). Beneath it: the model's isolated footprint (the resident
+# bytes of a fresh process that loads only the model, minus the same process without it), and the
+# model's own size, the bytes of its compact file (factors where they are smaller than the dense
+# matrix, a bitmask and the nonzeros where pruning makes that smaller).
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(2, len(envs), figsize=(11, 7), layout="constrained", squeeze=False)
+fig, axes = plt.subplots(3, len(envs), figsize=(11, 10), layout="constrained", squeeze=False)
 fig7_bytes = {}
-for env, ax_ram, ax_bytes in zip(envs, *axes, strict=True):
+for env, ax_ram, ax_own, ax_bytes in zip(envs, *axes, strict=True):
     fig7_rank_ram(frame, ax_ram, env=env)
+    fig7_rank_ram(frame, ax_own, env=env, metric="isolated_footprint_bytes",
+                  ylabel="Isolated footprint (bytes)")
     fig7_bytes[env] = fig7_rank_ram(frame, ax_bytes, env=env, metric="bytes",
                                     ylabel="Model file (bytes)")
 glue("fig-lowrank-ram", fig)
@@ -197,9 +203,10 @@ plt.close(fig)
 # ```{glue:figure} fig-lowrank-ram
 # :name: fig-lowrank-ram
 #
-# Fig 7 of the study, both environments. Top: the evaluating process's % RAM against the
-# percentage of rank reduced, one line per pruning level. Bottom: bytes of the compressed model's
-# compact file. Bands: 95% t confidence intervals over training seeds.
+# Fig 7 of the study, both environments. Top: the evaluating process's % RAM against the percentage
+# of rank reduced, one line per pruning level (environment-dominated). Middle: the model's isolated
+# footprint. Bottom: bytes of the compressed model's compact file. Bands: 95% t confidence intervals
+# over training seeds.
 # ```
 
 # %%
@@ -238,13 +245,17 @@ plt.close(fig)
 #
 # CPU % is a utilisation: a process that computes without waiting stays near one core however
 # cheap each decision is, and one that waits (for instance on a busy machine) shows less. The
-# cost of the work is the CPU time it takes, drawn beneath per environment step.
+# cost of the work is the CPU time it takes, drawn beneath per environment step (simulator and
+# policy together), and at the bottom the policy's own time per decision as a ratio to the dense
+# policy's (interleaved A/B runs in a fresh process pinned to one core with one thread).
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(2, len(envs), figsize=(11, 7), layout="constrained", squeeze=False)
-for env, ax_cpu, ax_seconds in zip(envs, *axes, strict=True):
+fig, axes = plt.subplots(3, len(envs), figsize=(11, 10), layout="constrained", squeeze=False)
+for env, ax_cpu, ax_seconds, ax_policy in zip(envs, *axes, strict=True):
     fig9_rank_cpu(frame, ax_cpu, env=env)
     fig9_rank_cpu(frame, ax_seconds, env=env, metric="cpu_seconds_per_step")
+    fig9_rank_cpu(frame, ax_policy, env=env, metric="policy_time_ratio",
+                  ylabel="Policy time per decision / dense")
 glue("fig-lowrank-cpu", fig)
 plt.close(fig)
 
@@ -253,9 +264,21 @@ plt.close(fig)
 # :name: fig-lowrank-cpu
 #
 # Fig 9 of the study, both environments. Top: CPU utilisation (%) of the evaluating process
-# against the percentage of rank reduced, one line per pruning level. Bottom: CPU seconds per
-# environment step. Bands: 95% t confidence intervals over training seeds.
+# against the percentage of rank reduced, one line per pruning level (environment-dominated).
+# Middle: CPU seconds per environment step. Bottom: the policy's time per decision over the dense
+# policy's. Bands: 95% t confidence intervals over training seeds.
 # ```
+
+# %% [markdown]
+# What the policy's time should follow, the same on every machine: the multiply-accumulates of one
+# decision as our layers compute it (a pruned matrix is still multiplied whole; a factorized one
+# costs its rank times the sum of its sides):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+macs = {env: aggregate(select(frame, env=env, methods=GRID_METHODS, metric="macs_per_decision"),
+                       ["prune", "lowrank"], metric=None) for env in envs}
+wide_table(macs, "lowrank", column="prune", decimals=0)
 
 # %%
 Markdown(claim_markdown(partial(rank_resources, metric="cpu_percent"), frame))

@@ -139,15 +139,27 @@ spec_table(frame, QUANT_MODELS,
 # ## CPU and RAM
 #
 # The study measured the CPU utilization and the share of RAM of the evaluating process. We
-# measure the same (one core, one thread) and, because a utilization says little about cost, the
-# CPU seconds spent per environment step ({numref}`fig-quant-cpu`).
+# measure the same (one core, one thread, sampled over the whole evaluation), but the simulator
+# makes most of both: the policy takes a few microseconds of each environment step. So beside
+# them stands the policy's own time per decision: a fresh process pinned to one core with one
+# thread runs blocks of decisions of the compressed and the dense policy in turn (at least 30
+# interleaved pairs), and the ratio of their times is the measure ({numref}`fig-quant-cpu`,
+# bottom). What should change is counted first, the same on every machine: the multiply-accumulates
+# of one decision and the bytes of weights it reads.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+spec_table(frame, QUANT_MODELS,
+           {"MACs per decision": "macs_per_decision",
+            "weight bytes read": "weight_bytes_read"},
+           envs=envs, formats=dict.fromkeys(["MACs per decision", "weight bytes read"], "{:,.0f}"))
 
 # %% tags=["remove-output"]
 fig, axes = plt.subplots(2, len(envs), figsize=(11, 7.5), layout="constrained", squeeze=False)
-for env, ax_util, ax_cost in zip(envs, axes[0], axes[1], strict=True):
+for env, ax_util, ax_own in zip(envs, axes[0], axes[1], strict=True):
     spec_bars(frame, ax_util, env=env, models=QUANT_MODELS, metric="cpu_percent")
-    spec_bars(frame, ax_cost, env=env, models=QUANT_MODELS, metric="cpu_seconds_per_step",
-              scale=1e6, ylabel="CPU µs per step")
+    spec_bars(frame, ax_own, env=env, models=QUANT_MODELS, metric="policy_time_ratio",
+              ylabel="Policy time per decision / dense")
 glue("fig-quant-cpu", fig)
 plt.close(fig)
 
@@ -155,9 +167,10 @@ plt.close(fig)
 # ```{glue:figure} fig-quant-cpu
 # :name: fig-quant-cpu
 #
-# CPU during evaluation. Top: CPU % of the evaluating process (the study's measure). Bottom: CPU
-# microseconds per environment step (environment and policy together). Error bars: 95% t confidence
-# intervals over training seeds.
+# CPU. Top: CPU % of the evaluating process over the whole evaluation (the study's measure,
+# environment-dominated). Bottom: the policy's own time per decision as a ratio to the dense
+# policy's (eager PyTorch, batch 1, interleaved A/B runs in a fresh pinned process). Error bars:
+# 95% t confidence intervals over training seeds.
 # ```
 
 # %%
@@ -167,12 +180,12 @@ Markdown(claim_markdown(partial(quant_cpu_ram, metric="policy_time_ratio"), fram
 Markdown(claim_markdown(partial(quant_cpu_ram, metric="cpu_percent"), frame))
 
 # %% [markdown]
-# The share of RAM of the evaluating process is mostly the Python runtime, PyTorch and the
-# environment, whatever the model, and a sweep's worker process evaluates several jobs in turn,
-# so the share also carries what the worker loaded before. The cleaner measure is the model's
-# own footprint: two fresh processes, pinned to one core, import the same modules and run the
-# same decisions, one with the model loaded from its compact file and one without a model; the
-# footprint is the difference of their resident memory ({numref}`fig-quant-ram`, bottom).
+# The share of RAM of the evaluating process is mostly the Python runtime, PyTorch and
+# the environment, whatever the model (each job runs in a fresh worker, and the share is sampled
+# over the whole evaluation). The cleaner measure is the model's own footprint: two fresh processes,
+# pinned to one core, import the same modules and run the same decisions, one with the model loaded
+# from its compact file and one without a model; the footprint is the difference of their resident
+# memory ({numref}`fig-quant-ram`, bottom).
 
 # %% tags=["remove-output"]
 fig, axes = plt.subplots(2, len(envs), figsize=(11, 7.5), layout="constrained", squeeze=False)

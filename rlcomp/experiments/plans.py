@@ -112,8 +112,9 @@ def chapter_plan(chapter: str, profile: str, *, envs: Sequence[str] | None = Non
     return plan
 
 
-CHAPTER_PROBES = {"latency": True, "isolated_memory": True}
-"""The optional measurements every chapter's jobs make (the isolated footprint everywhere)."""
+CHAPTER_PROBES = {"latency": True, "isolated_memory": True, "policy_time": True}
+"""The optional measurements every chapter's jobs make: latencies, the isolated footprint and the
+policy's time per decision over dense (A/B in a fresh pinned process)."""
 
 SMOKE_STORE = "results/smoke.sqlite"
 """The store of the smoke profile: apart from the full results, shared by the smoke chapters."""

@@ -22,7 +22,8 @@ A sweep file::
     episodes: 100               # evaluation episodes per job
     eval_seeds: [0]             # episode i of a job uses seed eval_seed + i
     finetune: {steps: [0]}      # optional; 0 is naive (no fine-tuning)
-    probes: {latency: true, isolated_memory: false}   # optional; defaults shown
+    probes: {latency: true, isolated_memory: false, policy_time: false}   # optional; defaults
+    # (policy_time: the policy's time per decision over the dense policy's, A/B in a fresh process)
 
 Every problem in the file is found before any job starts and reported together, each with its
 line where the YAML gives one.
@@ -44,7 +45,7 @@ from rlcomp.experiments.store import RANDOM_POLICY
 
 KEYS = {"checkpoints", "specs", "episodes", "eval_seeds", "finetune", "probes"}
 REQUIRED = ("checkpoints", "specs", "episodes", "eval_seeds")
-PROBE_DEFAULTS = {"latency": True, "isolated_memory": False}
+PROBE_DEFAULTS = {"latency": True, "isolated_memory": False, "policy_time": False}
 """Optional measurements; each adds its seconds to every job."""
 FINETUNE_KEYS = {"steps"}
 
