@@ -4,7 +4,8 @@ Runs the same 100 LunarLander-v3 episodes (seeds 0..99) of ``checkpoints/LunarLa
 three ways, pinned to one core with one PyTorch thread:
 
 - ours: ``rlcomp.rollout.evaluate_policy`` (64 environments in lockstep, one batched forward
-  pass a step);
+  pass a step, of 64 rows or of a smaller checked size when fewer environments are left; resident
+  memory sampled every 50 ms);
 - env limit: one environment stepping the same episodes with the actions of our run replayed, no
   policy at all (the most any evaluation of these episodes could reach);
 - sequential: the poster-style loop, one environment, one batch-1 forward pass a step, episodes one
@@ -145,7 +146,8 @@ def main() -> None:
     print(f"  our fastest run, us/step: policy.act {fastest.policy_seconds * us:.1f}, "
           f"env.step+reset {fastest.env_seconds * us:.1f}, rest {other * us:.1f} (env limit "
           f"{1e6 / best['env_limit']:.1f}); policy share {fastest.policy_share:.3f}, "
-          f"CPU {fastest.cpu_percent:.0f} %, RAM {fastest.ram_percent:.2f} %")
+          f"CPU {fastest.cpu_percent:.0f} %, RAM {fastest.ram_percent:.2f} % (mean of "
+          f"{fastest.resource_samples} samples, peak {fastest.rss_peak_bytes / 1e6:.0f} MB)")
     print(json.dumps({
         "ratio_vs_env_limit": best["ours"] / best["env_limit"],
         "speedup_vs_sequential": best["ours"] / best["sequential"],
@@ -157,6 +159,7 @@ def main() -> None:
         "episodes": args.episodes,
         "repeats": args.repeats,
         "policy_share": fastest.policy_share,
+        "resource_samples": fastest.resource_samples,
         "us_per_step": {"policy": fastest.policy_seconds * us, "env": fastest.env_seconds * us,
                         "rest": other * us, "env_limit": 1e6 / best["env_limit"]},
     }))

@@ -4,8 +4,8 @@ Each ends with the store an uninterrupted run writes: the same keys, the same va
 twice, ``PRAGMA integrity_check`` ok, and no claim left behind. Values are compared for the
 metrics that depend only on the job (returns, episode lengths, steps, sizes, bytes); the
 timing and resource metrics (eval seconds, seconds per step, policy share, CPU %, CPU seconds per
-step, RAM %, resident bytes) and the ``extra`` column (job seconds, provenance) measure the run
-itself and differ between any two runs, interrupted or not.
+step, RAM %, resident bytes, their peak and the number of samples) and the ``extra`` column (job
+seconds, provenance) measure the run itself and differ between any two runs, interrupted or not.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ SPECS = ", ".join(["dense", "prune=0.3", "prune=0.5", "prune=0.7", "prune=0.9", 
 YAML = (f"checkpoints: [{LUNAR}]\nspecs: [{SPECS}]\nepisodes: 2\neval_seeds: [0]\n"
         "probes: {latency: false}\n")
 TIMING = {"eval_seconds", "seconds_per_step", "policy_share", "cpu_percent",
-          "cpu_seconds_per_step", "ram_percent", "rss_bytes"}
+          "cpu_seconds_per_step", "ram_percent", "rss_bytes", "rss_peak_bytes",
+          "resource_samples", "compress_cpu_seconds"}
 """Metrics that measure the run rather than the job (excluded from value comparisons)."""
 
 

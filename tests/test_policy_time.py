@@ -109,3 +109,26 @@ def test_failing_child_reports_its_last_error_line(files, tmp_path):
 def test_timeout_kills_the_child(files):
     with pytest.raises(RuntimeError, match="timed out"):
         policy_time_ratio(*files, pairs=2, decisions=1, timeout=0.2)
+
+
+def test_footprint_is_measured_in_the_same_process_before_the_reference_loads(tmp_path):
+    """A 8-1024-1024-4 network (4.2 MB of float32 weights) against the tiny one: the footprint
+    holds the weights (resident bytes after loading minus before), and a bigger model's is bigger
+    by about the size of its weights."""
+    torch.manual_seed(0)
+    big = Policy(net=mlp([8, 1024, 1024, 4]).eval(), action="argmax")
+    big_path = tmp_path / "big.rlc.safetensors"
+    big_path.write_bytes(compressed_file_bytes(big, {**META, "spec": "dense"}))
+    small_path = write_policy(tmp_path / "small.rlc.safetensors", "dense")
+    measured = {}
+    for name, path in (("big", big_path), ("small", small_path)):
+        result = policy_time_ratio(path, small_path, pairs=4, decisions=2, footprint=True)
+        metrics = result.metrics()
+        assert metrics["isolated_footprint_bytes"] == (metrics["isolated_model_rss_bytes"]
+                                                       - metrics["isolated_baseline_rss_bytes"])
+        assert metrics["isolated_decisions"] == 1000.0
+        measured[name] = metrics["isolated_footprint_bytes"]
+    weights = 4 * (8 * 1024 + 1024 * 1024 + 1024 * 4)
+    assert 0.8 * weights < measured["big"] - measured["small"] < 3 * weights
+    without = policy_time_ratio(small_path, small_path, pairs=2, decisions=1)
+    assert without.footprint is None and "isolated_footprint_bytes" not in without.metrics()

@@ -6,10 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from rlcomp import rollout
 from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import (
     FactorizedLinear,
@@ -33,7 +35,13 @@ from rlcomp.probes.size import (
     ModelSize,
     model_size,
 )
-from rlcomp.rollout import BATCH_ROWS, EvalResult, evaluate_policy
+from rlcomp.rollout import (
+    BATCH_ROWS,
+    ENVIRONMENT_DOMINATED,
+    ROW_STEP,
+    EvalResult,
+    evaluate_policy,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LUNAR = ROOT / "checkpoints" / "LunarLander-v3__ddqn__0"
@@ -141,9 +149,67 @@ def test_eval_result_costs_are_consistent():
     assert 0 < result.ram_percent < 100 and result.rss_bytes > 0
     summary = json.loads(json.dumps(result.summary(), allow_nan=False))
     for key in ("mean_return", "returns", "lengths", "eval_seconds", "env_steps",
-                "seconds_per_step", "policy_share", "cpu_seconds", "cpu_percent", "ram_percent"):
+                "seconds_per_step", "policy_share", "cpu_seconds", "cpu_percent", "ram_percent",
+                "rss_bytes", "rss_peak_bytes", "resource_samples"):
         assert key in summary, key
     assert summary["num_envs"] == 3
+    assert set(ENVIRONMENT_DOMINATED) <= set(summary)
+
+
+def test_resources_are_sampled_over_the_whole_evaluation(monkeypatch):
+    import psutil
+
+    short = evaluate_policy(noop_policy(), "LunarLander-v3", 1, 0, num_envs=1)
+    assert short.resource_samples >= 2  # at the start and at the end, however short
+    assert short.rss_peak_bytes >= short.rss_bytes > 50e6
+    total = psutil.virtual_memory().total
+    assert short.ram_percent == pytest.approx(100 * short.rss_bytes / total, rel=1e-6)
+    # A sample at every forward pass: as many samples as passes, plus the one at the end.
+    monkeypatch.setattr(rollout, "SAMPLE_SECONDS", 0.0)
+    recorder = RecordingPolicy(noop_policy())
+    every = evaluate_policy(recorder, "LunarLander-v3", 3, 0, num_envs=3)
+    assert every.resource_samples == len(recorder.shapes) + 2
+    assert every.rss_peak_bytes >= every.rss_bytes
+
+
+def test_smaller_passes_are_checked_to_give_the_bits_of_a_full_pass():
+    policy = policy_from_checkpoint(load_checkpoint(LUNAR))
+    probe = np.zeros((BATCH_ROWS, 8), dtype=np.float32)
+    with torch.inference_mode():
+        sizes = rollout._checked_sizes(policy, probe, BATCH_ROWS - 1)
+        assert sizes and all(m % ROW_STEP == 0 and m < BATCH_ROWS for m in sizes)
+        assert not probe.any()  # the buffer is handed back zeroed
+        x = torch.randn(BATCH_ROWS, 8) * 3  # other values than the check's
+        full = policy.net(x)
+        for m in sizes:
+            assert torch.equal(policy.net(x[:m]), full[:m])
+        # A network whose rows depend on the batch size gets full passes only.
+        shifty = Policy(net=nn.Sequential(BatchSized(), policy.net), action="argmax")
+        assert rollout._checked_sizes(shifty, probe, BATCH_ROWS - 1) == []
+        assert rollout._checked_sizes(RecordingPolicy(policy), probe, BATCH_ROWS - 1) == []
+    assert rollout._rows_per_live([4, 8, 32], 70) == [0, 4, 4, 4, 4, 8, 8, 8, 8] + [32] * 24 + [
+        64] * 32 + [68, 68, 68, 68, 72, 72]
+    assert rollout._rows_per_live([], 3) == [0, 64, 64, 64]
+
+
+class BatchSized(nn.Module):
+    """Adds a batch-size-dependent amount to its input: rows differ between batch sizes."""
+
+    def forward(self, x):
+        return x + 1e-3 * len(x)
+
+
+@pytest.mark.parametrize("name, episodes, seed", [(LUNAR, 6, 28), (CHEETAH, 2, 0)])
+def test_fast_smaller_passes_give_the_returns_of_full_plain_passes(name, episodes, seed):
+    """``RecordingPolicy`` hides the Policy, so it gets ``policy.act`` on full passes only."""
+    policy = policy_from_checkpoint(load_checkpoint(name))
+    env_id = load_checkpoint(name).env_id
+    plain = RecordingPolicy(policy)
+    for num_envs in (1, 5):
+        fast = evaluate_policy(policy, env_id, episodes, seed, num_envs=num_envs)
+        full = evaluate_policy(plain, env_id, episodes, seed, num_envs=num_envs)
+        assert fast.returns == full.returns and fast.lengths == full.lengths
+    assert set(plain.shapes) == {(BATCH_ROWS, policy.net[0].in_features)}
 
 
 def test_eval_result_without_steps_has_no_division_by_zero():

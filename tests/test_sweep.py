@@ -41,7 +41,8 @@ eval_seeds: [0, 100]
     jobs = sweep.jobs()
     assert len(jobs) == 4 * 2
     assert len({job.key for job in jobs}) == 8
-    assert jobs[0].probe == {"episodes": 3, "latency": True, "isolated_memory": False}
+    assert jobs[0].probe == {"episodes": 3, "latency": True, "isolated_memory": False,
+                             "policy_time": False}
     assert jobs[0].env_id == "LunarLander-v3" and jobs[0].train_seed == 0
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rlcomp import rollout
 from rlcomp.analysis.verdict_rules import (
     CONFIRMED,
     ENVIRONMENT_DEPENDENT,
@@ -147,9 +148,9 @@ training seeds) lies in this range (%). Fine-tuning's gain is judged on these.""
 AROUND_30 = (0.3, 0.4)
 """Rank-reduction levels at which a step of 10% "ends around 30%": 0.2 -> 0.3 and 0.3 -> 0.4."""
 
-ENVIRONMENT_DOMINATED = frozenset({"eval_seconds", "seconds_per_step", "cpu_seconds_per_step",
-                                   "cpu_percent", "ram_percent", "rss_bytes"})
-"""Whole-evaluation measures in which the simulator's time and memory dominate the policy's."""
+ENVIRONMENT_DOMINATED = frozenset(rollout.ENVIRONMENT_DOMINATED)
+"""Whole-evaluation measures in which the simulator's time and memory dominate the policy's
+(:data:`rlcomp.rollout.ENVIRONMENT_DOMINATED`)."""
 
 LOWRANK_ALL, LOWRANK_KEEP_IO = "lowrank", "lowrank[keep_io]"
 """The ``method`` of rank reduction of every layer, and of the hidden layers only."""

@@ -1,15 +1,26 @@
-"""Where jobs run: a local process pool (the default) or a Ray cluster.
+"""Where jobs run: fresh local processes (the default) or a Ray cluster.
 
 Both executors take the jobs and a callback, and call the callback in the driver process with each
 job's result as soon as it arrives, so the driver can store it at once: killing a sweep loses only
-the jobs in flight. Local workers each pin themselves to one core and one torch thread (the
-poster's "isolated processor"); Ray schedules one CPU per job.
+the jobs in flight. Ray schedules one CPU per job.
 
-Jobs are taken one at a time, only when a worker is free (so the driver can claim each job just
+The local executor runs every job in a fresh process, never reusing one for a second job, so that
+what a job measures of its process (RAM %, resident bytes) does not depend on the jobs before it.
+It keeps ``workers`` slots, and each slot its own core: a job's process is pinned to the core of
+the slot it runs in, so two jobs never share a core while there are at least as many cores as
+workers (more workers than cores share them round robin), and runs one PyTorch thread (the
+poster's "isolated processor"; ``run_job`` sets the threads). The processes are forked from a
+``forkserver`` that has imported the job code (PyTorch, Gymnasium, rlcomp) once, so a job starts
+in milliseconds instead of the seconds a fresh interpreter takes to import them; each job gets the
+driver's current working directory and environment variables. Where there is no forkserver the
+processes are spawned.
+
+Jobs are taken one at a time, only when a slot is free (so the driver can claim each job just
 before it runs): either from a list, or from a *feed*, a function that returns the next job,
 ``WAIT`` when the remaining jobs are being run elsewhere (ask again shortly), or None when no job
-is left. Workers ignore SIGINT; on an interrupt (or any error) in the driver the executor cancels
-the jobs not started, stops the workers and re-raises.
+is left. Job processes ignore SIGINT; on an interrupt (or any error) in the driver the executor
+starts no more jobs, kills the running ones and re-raises. A job's exception is re-raised in the
+driver with its type (the job's traceback as its cause).
 """
 
 from __future__ import annotations
@@ -18,8 +29,11 @@ import multiprocessing as mp
 import os
 import signal
 import time
+import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_ready
 
 from rlcomp.experiments.sweep import Job
 
@@ -35,27 +49,130 @@ Feed = Callable[[], "Job | str | None"]
 EXECUTORS = ("local", "ray")
 
 POLL_SECONDS = 0.2
-"""How often a waiting executor asks its feed again."""
+"""How often an executor asks a feed that said ``WAIT`` again."""
+
+PRELOAD = ("__main__", "rlcomp.experiments.executors", "rlcomp.experiments.jobs")
+"""Modules the forkserver imports once for all job processes: the driver's main script (which
+a job's process would otherwise import again, as with spawn) and what every job imports
+(PyTorch, Gymnasium, NumPy, rlcomp), and no more, so that a job's resident memory is that of a
+process that imported what it needed."""
+
+Runner = Callable[[Job], dict]
+"""What a job's process runs: a job in, its result (plain, picklable data) out."""
+
+EXIT_SECONDS = 10.0
+"""How long the driver waits for a finished job's process to exit before it kills it."""
 
 
-def _init_worker(counter) -> None:
-    """Pin this worker to its own core (``run_job`` sets torch's threads itself); ignore SIGINT.
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a job's process (the cause of the re-raised one)."""
 
-    The driver alone handles an interrupt: it stops the workers itself.
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class WorkerDied(RuntimeError):
+    """A job's process ended without a result (killed, or crashed in native code)."""
+
+
+def _context() -> mp.context.BaseContext:
+    """The forkserver context with :data:`PRELOAD` where there is one; spawn otherwise."""
+    if "forkserver" in mp.get_all_start_methods():
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload(list(PRELOAD))
+        return context
+    return mp.get_context("spawn")
+
+
+def slot_cores(workers: int) -> list[int | None]:
+    """The core of each of ``workers`` slots: this process's cores in order, round robin.
+
+    None for every slot where the platform cannot pin (no ``sched_setaffinity``).
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if cores:
-        os.sched_setaffinity(0, {cores[index % len(cores)]})
+    if not hasattr(os, "sched_getaffinity"):
+        return [None] * workers
+    cores = sorted(os.sched_getaffinity(0))
+    return [cores[i % len(cores)] for i in range(workers)]
 
 
 def _run(job: Job) -> dict:
     from rlcomp.experiments.jobs import run_job
 
     return run_job(job)
+
+
+def _job_process(runner: Runner, job: Job, core: int | None, cwd: str,
+                 environ: dict[str, str], conn: Connection) -> None:
+    """A job's process: ignore SIGINT, pin to ``core``, run the job, send its result or error."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
+    os.chdir(cwd)
+    try:
+        message = ("ok", runner(job))
+    except BaseException as exc:  # every failure goes back to the driver
+        if not isinstance(exc, Exception):  # SystemExit must not end the driver
+            exc = RuntimeError(f"job {getattr(job, 'key', job)} raised {exc!r}")
+        message = ("error", exc, traceback.format_exc())
+    try:
+        conn.send(message)
+    except Exception as exc:  # an exception or result that does not pickle
+        conn.send(("error", RuntimeError(f"job {getattr(job, 'key', job)}: cannot send its "
+                                         f"outcome: {exc!r}"),
+                   traceback.format_exc()))
+    conn.close()
+
+
+@dataclass
+class _Running:
+    """A job in its process, on one slot."""
+
+    job: Job
+    process: mp.process.BaseProcess
+    conn: Connection
+
+
+def _start(context: mp.context.BaseContext, runner: Runner, job: Job,
+           core: int | None) -> _Running:
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_job_process, name="rlcomp-job",
+                              args=(runner, job, core, os.getcwd(), dict(os.environ), send))
+    process.start()
+    send.close()
+    return _Running(job, process, receive)
+
+
+def _finish(running: _Running) -> dict:
+    """The result of a job whose connection is ready; raises the job's error."""
+    try:
+        message = running.conn.recv()
+    except (EOFError, OSError):
+        message = None
+    finally:
+        running.conn.close()
+    running.process.join(EXIT_SECONDS)
+    if running.process.is_alive():
+        running.process.kill()
+        running.process.join()
+    if message is None:
+        raise WorkerDied(f"the process of job {getattr(running.job, 'key', running.job)} ended "
+                         f"without a result (exit code {running.process.exitcode})")
+    if message[0] == "error":
+        raise message[1] from RemoteTraceback(message[2])
+    return message[1]
+
+
+def _kill(running: dict[int, _Running]) -> None:
+    """End the running jobs' processes now."""
+    for item in running.values():
+        if item.process.is_alive():
+            item.process.kill()
+    for item in running.values():
+        item.process.join(timeout=10)
+        item.conn.close()
 
 
 def as_feed(jobs: Sequence[Job] | Feed) -> Feed:
@@ -78,41 +195,54 @@ def _fill(pending: dict, feed: Feed, workers: int, submit: Callable[[Job], objec
     return False
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel the jobs not started and end the workers now, without waiting for their jobs."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-    for process in processes:
-        process.join(timeout=10)
+def run_local(jobs: Sequence[Job] | Feed, workers: int, on_result: OnResult, *,
+              runner: Runner = _run) -> None:
+    """Run ``jobs`` (a list or a feed), each in a fresh process, ``workers`` at a time.
 
+    Args:
+        jobs: the jobs, or a feed of them.
+        workers: jobs in flight; each slot has its own core (see :func:`slot_cores`).
+        on_result: called in the driver for each finished job, as it finishes.
+        runner: what a job's process calls with the job (``run_job`` by default); a module-level
+            function, which the process imports by name.
 
-def run_local(jobs: Sequence[Job] | Feed, workers: int, on_result: OnResult) -> None:
-    """Run ``jobs`` (a list or a feed) on a pool of ``workers`` fresh processes (spawned)."""
+    Raises:
+        WorkerDied: if a job's process ends without a result.
+        Exception: a job's own exception, re-raised.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     feed = as_feed(jobs)
-    context = mp.get_context("spawn")
-    counter = context.Value("i", 0)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                               initargs=(counter,))
-    pending: dict = {}
+    context = _context()
+    cores = slot_cores(workers)
+    running: dict[int, _Running] = {}
+    exhausted = False
     try:
         while True:
-            exhausted = _fill(pending, feed, workers, lambda job: pool.submit(_run, job))
-            if not pending:
+            waiting = False
+            while not exhausted and len(running) < workers:
+                job = feed()
+                if job is None:
+                    exhausted = True
+                elif job == WAIT:
+                    waiting = True
+                    break
+                else:
+                    slot = min(set(range(workers)) - running.keys())
+                    running[slot] = _start(context, runner, job, cores[slot])
+            if not running:
                 if exhausted:
                     break
                 time.sleep(POLL_SECONDS)
                 continue
-            done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                on_result(job, future.result())
+            by_conn = {item.conn: slot for slot, item in running.items()}
+            ready = wait_ready(list(by_conn), timeout=POLL_SECONDS if waiting else None)
+            for conn in ready:
+                item = running.pop(by_conn[conn])
+                on_result(item.job, _finish(item))
     except BaseException:
-        _stop(pool)
+        _kill(running)
         raise
-    pool.shutdown(wait=True)
 
 
 def run_ray(jobs: Sequence[Job] | Feed, workers: int, on_result: OnResult,

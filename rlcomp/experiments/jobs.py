@@ -1,5 +1,11 @@
 """One sweep job, run in a worker: load, compress, (fine-tune), evaluate and measure.
 
+A job of the spec ``random`` evaluates uniformly random actions instead (the anchor of normalized
+returns). The optional probes: latencies (eager and ONNX), the isolated footprint and the policy's
+time per decision over the dense policy's; the last two only for naive models (fine-tuning keeps
+the layers and storage they depend on). The multiply-accumulates and weight bytes of a decision
+are always counted.
+
 Fine-tuning (``finetune: {steps: N}``) continues the agent's own algorithm for N environment steps
 with the fine-tuning seed equal to the training seed, so each training seed's agent is fine-tuned
 once per budget, identically in every sweep.
@@ -16,15 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
+from rlcomp.checkpoint import Checkpoint, load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import compress
 from rlcomp.compress.storage import compressed_file_bytes
 from rlcomp.envs import configure_torch, set_seed
+from rlcomp.experiments.store import RANDOM_POLICY
 from rlcomp.experiments.sweep import Job
+from rlcomp.policy import RandomPolicy
+from rlcomp.probes.cost import decision_cost
 from rlcomp.probes.size import model_size, theoretical_bytes
 from rlcomp.provenance import provenance
 from rlcomp.retrain.finetune import finetune
-from rlcomp.rollout import evaluate_policy
+from rlcomp.rollout import EvalResult, evaluate_policy
 
 
 @functools.cache
@@ -36,6 +45,43 @@ class JobError(RuntimeError):
     """A job that cannot run as planned (for example, its checkpoint changed since planning)."""
 
 
+def _return_metrics(result: EvalResult) -> dict[str, float]:
+    summary = result.summary()
+    return {"return_mean": summary["mean_return"], "return_std": summary["std_return"],
+            "return_iqm": summary["iqm_return"], "return_min": summary["min_return"],
+            "return_max": summary["max_return"],
+            "episode_length_mean": sum(result.lengths) / len(result.lengths)}
+
+
+def _random_job(job: Job, env_id: str, started: float) -> dict:
+    """The returns of uniformly random actions over the job's evaluation episodes."""
+    set_seed(job.eval_seed)
+    policy = RandomPolicy.for_env(env_id, seed=job.eval_seed)
+    result = evaluate_policy(policy, env_id, job.probe["episodes"], job.eval_seed)
+    extra = {"returns": list(result.returns), "lengths": list(result.lengths),
+             "job_seconds": time.perf_counter() - started, "provenance": _provenance()}
+    return {"metrics": _return_metrics(result), "extra": extra}
+
+
+def _policy_time(ckpt: Checkpoint, candidate: Path, tmp: Path,
+                 footprint: bool) -> dict[str, float]:
+    """The candidate's time per decision over the dense policy's (A/B in a fresh process).
+
+    The dense policy is written in the same compact format as the candidate, so both load the
+    same way; the process runs on this worker's core. With ``footprint``, the same process first
+    measures the candidate's isolated footprint (``isolated_*`` metrics).
+    """
+    from rlcomp.probes.policy_time import policy_time_ratio
+
+    dense = policy_from_checkpoint(ckpt)
+    reference = tmp / "dense.rlc.safetensors"
+    reference.write_bytes(compressed_file_bytes(dense, {
+        "env_id": ckpt.env_id, "algo": ckpt.algo, "spec": "dense", "source": ckpt.name,
+        "source_digest": ckpt.digest}))
+    return policy_time_ratio(candidate, reference, env_id=ckpt.env_id,
+                             footprint=footprint).metrics()
+
+
 def run_job(job: Job) -> dict:
     """Measure one job; returns ``{"metrics": {name: float}, "extra": {...}}``."""
     configure_torch()
@@ -43,9 +89,13 @@ def run_job(job: Job) -> dict:
     ckpt = load_checkpoint(job.checkpoint)
     if ckpt.digest != job.checkpoint_digest:
         raise JobError(f"{job.checkpoint} changed since the sweep was planned (digest differs)")
+    if job.spec == RANDOM_POLICY:
+        return _random_job(job, ckpt.env_id, started)
     policy = policy_from_checkpoint(ckpt)
     set_seed(job.eval_seed)
+    compress_start = time.process_time()
     net = compress(policy.net, job.spec)
+    compress_cpu_seconds = time.process_time() - compress_start
     finetune_costs: dict = {}
     if job.finetune:
         tuned = finetune(ckpt, net, job.finetune["steps"], seed=job.train_seed)
@@ -56,15 +106,14 @@ def run_job(job: Job) -> dict:
     result = evaluate_policy(policy, ckpt.env_id, job.probe["episodes"], job.eval_seed)
     summary = result.summary()
     metrics = {
-        "return_mean": summary["mean_return"], "return_std": summary["std_return"],
-        "return_iqm": summary["iqm_return"], "return_min": summary["min_return"],
-        "return_max": summary["max_return"],
-        "episode_length_mean": sum(result.lengths) / len(result.lengths),
+        **_return_metrics(result),
         "eval_seconds": result.eval_seconds, "env_steps": result.env_steps,
         "seconds_per_step": result.seconds_per_step, "policy_share": result.policy_share,
         "cpu_percent": result.cpu_percent, "cpu_seconds_per_step": result.cpu_seconds_per_step,
         "ram_percent": result.ram_percent, "rss_bytes": result.rss_bytes,
+        "rss_peak_bytes": result.rss_peak_bytes, "resource_samples": result.resource_samples,
     }
+    metrics["compress_cpu_seconds"] = compress_cpu_seconds
     metrics.update(finetune_costs)
     metrics.update({k: float(v) for k, v in model_size(policy.net).to_dict().items()})
     blob = compressed_file_bytes(policy, {"env_id": ckpt.env_id, "algo": ckpt.algo,
@@ -72,6 +121,7 @@ def run_job(job: Job) -> dict:
                                           "source_digest": ckpt.digest})
     metrics["bytes"] = len(blob)
     metrics["theoretical_bytes"] = theoretical_bytes(policy.net)
+    metrics.update(decision_cost(policy.net).metrics())
 
     if job.probe.get("latency"):
         from rlcomp.probes.latency import eager_latency, onnx_latency
@@ -79,14 +129,21 @@ def run_job(job: Job) -> dict:
         for lat in (eager_latency(policy), onnx_latency(policy)):
             metrics[f"latency_{lat.runtime}_median_s"] = lat.median_s
             metrics[f"latency_{lat.runtime}_p95_s"] = lat.p95_s
-    if job.probe.get("isolated_memory"):
-        from rlcomp.probes.resources import isolated_resident_bytes
-
+    # The footprint and the policy's time depend on the network's layers and storage, which
+    # fine-tuning keeps: they are measured on the naive model of each spec only.
+    if not job.finetune and (job.probe.get("isolated_memory") or job.probe.get("policy_time")):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.rlc.safetensors"
             path.write_bytes(blob)
-            memory = isolated_resident_bytes(path)
-        metrics.update({f"isolated_{k}": v for k, v in memory.metrics().items()})
+            if job.probe.get("policy_time"):
+                # one fresh process measures both (the footprint before the dense policy loads)
+                metrics.update(_policy_time(ckpt, path, Path(tmp),
+                                            footprint=bool(job.probe.get("isolated_memory"))))
+            elif job.probe.get("isolated_memory"):
+                from rlcomp.probes.resources import isolated_resident_bytes
+
+                memory = isolated_resident_bytes(path)
+                metrics.update({f"isolated_{k}": v for k, v in memory.metrics().items()})
 
     extra = {"returns": summary["returns"], "lengths": summary["lengths"],
              "job_seconds": time.perf_counter() - started, "provenance": _provenance()}

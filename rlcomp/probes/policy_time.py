@@ -13,6 +13,11 @@ one of the reference on the same observations, the order alternating from pair t
 so that a drift of the machine's speed cancels. The process prints each block's total, fastest
 and median call time as one line of JSON.
 
+With ``footprint=True`` the same process first measures the candidate's resident footprint:
+its resident bytes after importing what loading a policy needs and running one-output linear maps
+(the baseline), and again after loading the candidate and running its decisions; sweeps use this
+so that one fresh process per job measures both the footprint and the time.
+
 Each block gives one figure of seconds per decision, its ``statistic``:
 
 - ``"median"`` (the default): the block's median call. An interruption (another process, an
@@ -77,6 +82,14 @@ batch 1 (about 37 us a decision) and 1.7 ms for its int8 version, so 300 pairs t
 DEFAULT_POOL = 256
 """Observations in the pool the decisions cycle through."""
 
+FOOTPRINT_DECISIONS = 1000
+"""Decisions run before each resident-bytes reading of the footprint (as the isolated probe's)."""
+
+FOOTPRINT_MODULES = ("rlcomp.compress", "rlcomp.compress.storage", "rlcomp.compress.layers",
+                     "rlcomp.compress.quant", "rlcomp.compress.lowrank", "rlcomp.compress.prune",
+                     "rlcomp.checkpoint", "rlcomp.policy", "rlcomp.nets")
+"""Modules imported before the baseline reading, so that loading the candidate imports none."""
+
 WARMUP_DECISIONS = 400
 """Untimed decisions of each policy before the timed pairs (at least one pass over the pool)."""
 
@@ -124,6 +137,10 @@ class PolicyTime:
     observations: str
     candidate_blocks_s: tuple[float, ...]
     reference_blocks_s: tuple[float, ...]
+    footprint: dict[str, int] | None = None
+    """With ``footprint=True``: the candidate's resident bytes in the measuring process
+    (``baseline_rss_bytes`` before loading it, ``model_rss_bytes`` after loading it and running
+    its decisions, their peaks, ``decisions``); see :func:`policy_time_ratio`."""
 
     def metrics(self) -> dict[str, float]:
         """The figures as floats under the results store's names.
@@ -140,7 +157,22 @@ class PolicyTime:
             "dense_policy_seconds_per_decision": self.reference_s,
             "policy_time_pairs": float(self.pairs),
             "policy_time_decisions": float(self.decisions),
+            **self.footprint_metrics(),
         }
+
+    def footprint_metrics(self) -> dict[str, float]:
+        """The footprint figures under the store's ``isolated_*`` names (empty without them)."""
+        if self.footprint is None:
+            return {}
+        f = self.footprint
+        return {"isolated_decisions": float(f["decisions"]),
+                "isolated_model_rss_bytes": float(f["model_rss_bytes"]),
+                "isolated_baseline_rss_bytes": float(f["baseline_rss_bytes"]),
+                "isolated_model_peak_bytes": float(f["model_peak_bytes"]),
+                "isolated_baseline_peak_bytes": float(f["baseline_peak_bytes"]),
+                "isolated_footprint_bytes": float(f["model_rss_bytes"] - f["baseline_rss_bytes"]),
+                "isolated_peak_footprint_bytes": float(f["model_peak_bytes"]
+                                                       - f["baseline_peak_bytes"])}
 
     def to_dict(self) -> dict:
         """JSON-ready fields (the block times as lists)."""
@@ -151,6 +183,7 @@ class PolicyTime:
             "statistic": self.statistic, "core": self.core, "observations": self.observations,
             "candidate_blocks_s": list(self.candidate_blocks_s),
             "reference_blocks_s": list(self.reference_blocks_s),
+            "footprint": self.footprint,
         }
 
 
@@ -211,6 +244,7 @@ def policy_time_ratio(
     pool: int = DEFAULT_POOL,
     seed: int = 0,
     timeout: float = 120.0,
+    footprint: bool = False,
 ) -> PolicyTime:
     """Time per decision of ``candidate`` relative to ``reference``, in one pinned fresh process.
 
@@ -233,6 +267,16 @@ def policy_time_ratio(
         pool: observations in the pool.
         seed: seed of the environment's reset (or of the normal observations).
         timeout: seconds the measuring process may take; it is killed after that.
+        footprint: also measure the candidate's resident footprint in the same fresh process,
+            before it loads the reference: the process imports every module loading a policy
+            needs and runs :data:`FOOTPRINT_DECISIONS` one-output linear maps (so the BLAS
+            runtime is set up), reads its resident bytes (the baseline), then loads the
+            candidate, runs as many of its decisions and reads them again (the model); the
+            footprint is the difference, the model's tensors, what loading left in the
+            allocator, its activations and kernel workspace. This is
+            :func:`rlcomp.probes.resources.isolated_resident_bytes`'s measure with the baseline
+            taken in the same process before the model instead of in a second process, which
+            saves a second interpreter start (about 2 s a job).
 
     Raises:
         ValueError: for ``pairs < 2``, ``decisions < 1``, ``pool < 1``, an unknown statistic, a
@@ -261,6 +305,8 @@ def policy_time_ratio(
         args += ["--env-id", env_id]
     if core is not None:
         args += ["--core", str(core)]
+    if footprint:
+        args += ["--footprint"]
     report = _run_child(args, timeout)
     cand = [_per_decision(block, statistic, decisions) for block in report["candidate"]]
     ref = [_per_decision(block, statistic, decisions) for block in report["reference"]]
@@ -270,7 +316,8 @@ def policy_time_ratio(
         candidate_s=float(np.median(cand)), reference_s=float(np.median(ref)),
         pairs=pairs, decisions=decisions, statistic=statistic, core=report["core"],
         observations=report["observations"],
-        candidate_blocks_s=tuple(cand), reference_blocks_s=tuple(ref))
+        candidate_blocks_s=tuple(cand), reference_blocks_s=tuple(ref),
+        footprint=report.get("footprint"))
 
 
 def _per_decision(block: dict[str, int], statistic: str, decisions: int) -> float:
@@ -351,6 +398,46 @@ def recorded_observations(policy: Policy, env_id: str, count: int, seed: int) ->
     return np.stack(rows)
 
 
+def _resident() -> tuple[int, int]:
+    """(resident bytes now, peak resident bytes) of this process, after a garbage collection."""
+    import resource
+
+    import psutil
+
+    gc.collect()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return psutil.Process().memory_info().rss, peak
+
+
+def _load_measuring_footprint(path: str, loader: str, seed: int) -> tuple[Policy, dict]:
+    """Load the candidate between two resident-bytes readings (see ``policy_time_ratio``)."""
+    import torch
+
+    for name in (*FOOTPRINT_MODULES, loader.partition(":")[0]):
+        importlib.import_module(name)
+    rng = np.random.default_rng(seed)
+    with torch.inference_mode():
+        probe = torch.zeros(1, 8)
+        pool = rng.standard_normal((16, 8)).astype(np.float32)
+        for i in range(FOOTPRINT_DECISIONS):
+            torch.nn.functional.linear(torch.as_tensor(pool[i % 16 : i % 16 + 1]),
+                                       probe).argmax(dim=-1).numpy()
+    del probe, pool
+    baseline_rss, baseline_peak = _resident()
+    policy, _ = _load(path, loader)
+    width = _input_width(policy)
+    pool = rng.standard_normal((16, width)).astype(np.float32)
+    with torch.inference_mode():
+        for i in range(FOOTPRINT_DECISIONS):
+            policy.act(pool[i % 16 : i % 16 + 1])
+    del pool
+    model_rss, model_peak = _resident()
+    return policy, {"decisions": FOOTPRINT_DECISIONS, "baseline_rss_bytes": baseline_rss,
+                    "model_rss_bytes": model_rss, "baseline_peak_bytes": baseline_peak,
+                    "model_peak_bytes": model_peak}
+
+
 def _time_block(act: Callable[[np.ndarray], object], rows: list[np.ndarray], start: int,
                 decisions: int) -> dict[str, int]:
     """``decisions`` calls of ``act`` on ``rows[start:]`` (cycling), each timed: figures in ns.
@@ -381,12 +468,16 @@ def _child(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--env-id", default=None)
     parser.add_argument("--core", type=int, default=None)
+    parser.add_argument("--footprint", action="store_true")
     args = parser.parse_args(argv)
     # Pin (and set one thread) before anything imports PyTorch's kernels.
     core = pin_to_one_core(args.core)
     import torch
 
-    candidate, _ = _load(args.candidate, args.loader)
+    if args.footprint:
+        candidate, footprint = _load_measuring_footprint(args.candidate, args.loader, args.seed)
+    else:
+        candidate, footprint = _load(args.candidate, args.loader)[0], None
     reference, ref_env = _load(args.reference, args.loader)
     env_id = args.env_id or ref_env
     if env_id is not None:
@@ -416,7 +507,7 @@ def _child(argv: list[str] | None = None) -> None:
             gc.enable()
     print(json.dumps({"candidate": times["candidate"], "reference": times["reference"],
                       "core": core, "observations": source, "pairs": args.pairs,
-                      "decisions": args.decisions}))
+                      "decisions": args.decisions, "footprint": footprint}))
 
 
 if __name__ == "__main__":

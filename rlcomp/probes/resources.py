@@ -13,6 +13,12 @@ Q-network it is about 2.3 MB.
 The child processes run this module (``python -m rlcomp.probes.resources``); they print one line of
 JSON. The module imports PyTorch only inside functions, so a child pins itself before PyTorch
 starts.
+
+The other memory and CPU figures of a sweep, RAM %, resident bytes (mean and peak) and CPU % of
+the evaluation (:class:`rlcomp.rollout.EvalResult`), measure the whole evaluating process, sampled
+over the whole evaluation, in a fresh process per job pinned to its own core (the local executor
+of :mod:`rlcomp.experiments.executors`). They are environment- and runtime-dominated
+(:data:`rlcomp.rollout.ENVIRONMENT_DOMINATED`): the difference measured here is the model's part.
 """
 
 from __future__ import annotations
