@@ -17,6 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from rlcomp import chapters
 from rlcomp.analysis.verdict_table import ENTRIES
+from rlcomp.envs import STUDY_ENVS
 
 ROOT = chapters.ROOT
 CHROMIUM = shutil.which("chromium")
@@ -100,13 +101,14 @@ def test_every_page_loads_with_its_figures_and_working_links(site, browser):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", ["05-verdicts", "intro"])
 def test_verdict_table_is_a_rendered_table_with_one_row_per_claim(site, browser, page):
-    """The verdicts show as an HTML table (not Markdown source), one row per claim of the study."""
+    """The verdicts show as an HTML table (not Markdown source), one row per claim of the study,
+    measure and environment."""
     browser.get((site / f"{page}.html").as_uri())
     WebDriverWait(browser, 60).until(
         lambda d: d.execute_script("return document.readyState") == "complete")
     rows = browser.execute_script(
         "return Array.from(document.querySelectorAll('table.claims-table[data-claims=\"all\"]'))"
         ".map(t => t.querySelectorAll('tbody tr').length)")
-    assert rows == [len(ENTRIES)], f"{page}: verdict tables with rows {rows}"
+    assert rows == [len(ENTRIES) * len(STUDY_ENVS)], f"{page}: verdict tables with rows {rows}"
     text = browser.execute_script("return document.body.innerText")
     assert "| ---" not in text and "|---" not in text, f"{page}: Markdown table source shown"

@@ -127,7 +127,8 @@ MARGINS = {
   pruning's at the same levels by more than 10 pp to be "much more significant";
 - ``return-evaltime``: a "positive relationship" is a correlation above 0.3;
 - ``evaltime-drop-30``: "most pruning levels" is more than 50% of them; a fall is *sharp* if one
-  step of 10% rank reduction takes at least 10% (``evaltime-drop-30-sharp``) off the time of the
+  step between consecutive measured rank-reduction levels (10% apart without pruning, 20% on the
+  grid with pruning) takes at least 10% (``evaltime-drop-30-sharp``) off the time of the
   unreduced model, and it is *around 30%* if the largest such step ends at 30% or 40%;
 - ``finetune-deviation``: the spread of normalized return must differ by more than 1 pp;
 - ``minor-compression-gain``: a rise is more than 1 pp of normalized return above dense;
@@ -146,7 +147,8 @@ HURT_RANGE = (20.0, 95.0)
 training seeds) lies in this range (%). Fine-tuning's gain is judged on these."""
 
 AROUND_30 = (0.3, 0.4)
-"""Rank-reduction levels at which a step of 10% "ends around 30%": 0.2 -> 0.3 and 0.3 -> 0.4."""
+"""Rank-reduction levels at which a step "ends around 30%": 0.2 -> 0.3 and 0.3 -> 0.4 on the
+10%-spaced curve, 0.2 -> 0.4 on the 20%-spaced grid."""
 
 ENVIRONMENT_DOMINATED = frozenset(rollout.ENVIRONMENT_DOMINATED)
 """Whole-evaluation measures in which the simulator's time and memory dominate the policy's
