@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rlcomp.analysis.book_data import csv_bytes
 from rlcomp.analysis.verdict_table import VERDICT_COLUMNS, all_claims, verdicts_frame
 from rlcomp.experiments.plans import BOOK_DATA, CHAPTERS, PROFILE_SETTINGS, chapter_results
 from rlcomp.files import atomic_write
@@ -102,8 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = args.store or str(Path(tmp) / "results.sqlite")
         measured = measure_verdicts(args.profile, store, args.workers)
     if args.out:
-        atomic_write(args.out, measured.to_csv(index=False, float_format=repr,
-                                               lineterminator="\n").encode())
+        atomic_write(args.out, csv_bytes(measured))
     diff = verdict_diff(committed, measured)
     for _, row in diff.iterrows():
         print(_line(row))

@@ -9,12 +9,13 @@ changes there.
 from __future__ import annotations
 
 import functools
+import io
 
 import pandas as pd
 import pytest
 
 from rlcomp.analysis import claims
-from rlcomp.analysis.book_data import results_table, write_book_data
+from rlcomp.analysis.book_data import csv_bytes, results_table, write_book_data
 from rlcomp.analysis.claims import MARGINS, combined_verdict, per_environment
 from rlcomp.analysis.verdict_rules import (
     CONFIRMED,
@@ -358,3 +359,11 @@ def test_book_data_files(study, tmp_path):
 
 def test_every_verdict_names_a_chapter_that_runs_a_sweep():
     assert {e.chapter for e in ENTRIES} <= set(plans.CHAPTERS)
+
+
+def test_csv_floats_read_back_exactly(study, tmp_path):
+    table = verdicts_frame(all_claims({plans.QUANTIZATION: study}))
+    text = csv_bytes(table).decode()
+    assert "np.float64" not in text
+    again = pd.read_csv(io.StringIO(text))
+    pd.testing.assert_series_equal(again["estimate"], table["estimate"], check_exact=True)

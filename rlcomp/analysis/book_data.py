@@ -63,8 +63,14 @@ def results_table(frames: Mapping[str, pd.DataFrame], store: ResultStore) -> pd.
     return table[[*RESULT_COLUMNS, *PROVENANCE_COLUMNS]].reset_index(drop=True)
 
 
-def _csv_bytes(table: pd.DataFrame) -> bytes:
-    return table.to_csv(index=False, float_format=repr, lineterminator="\n").encode()
+def _float_text(value: float) -> str:
+    """The shortest text that reads back as the same float (``repr`` of a Python float)."""
+    return repr(float(value))
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    """``table`` as CSV bytes: no index, floats as :func:`_float_text`, Unix line ends."""
+    return table.to_csv(index=False, float_format=_float_text, lineterminator="\n").encode()
 
 
 def write_book_data(frames: Mapping[str, pd.DataFrame], store: ResultStore,
@@ -76,8 +82,8 @@ def write_book_data(frames: Mapping[str, pd.DataFrame], store: ResultStore,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"results.csv": _csv_bytes(results_table(frames, store)),
-             "verdicts.csv": _csv_bytes(verdicts_frame(verdicts))}
+    files = {"results.csv": csv_bytes(results_table(frames, store)),
+             "verdicts.csv": csv_bytes(verdicts_frame(verdicts))}
     written = {}
     for name, blob in files.items():
         atomic_write(out / name, blob)
