@@ -51,7 +51,13 @@ def verdict_diff(committed: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFram
     """Committed and measured rows side by side, with ``changed`` where the verdicts differ.
 
     A row present on one side only counts as changed.
+
+    Raises:
+        ValueError: if a side has two rows with the same claim, environment and measure.
     """
+    for name, side in (("committed", committed), ("measured", measured)):
+        if side.duplicated(KEYS).any():
+            raise ValueError(f"the {name} table has repeated (claim, env, measure) rows")
     both = committed[[*KEYS, "estimate", "verdict"]].merge(
         measured[[*KEYS, "estimate", "verdict"]], on=KEYS, how="outer",
         suffixes=("_committed", "_measured"), indicator=True)

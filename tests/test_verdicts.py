@@ -367,3 +367,14 @@ def test_csv_floats_read_back_exactly(study, tmp_path):
     assert "np.float64" not in text
     again = pd.read_csv(io.StringIO(text))
     pd.testing.assert_series_equal(again["estimate"], table["estimate"], check_exact=True)
+
+
+def test_every_row_of_the_full_table_has_its_own_key(tmp_path):
+    """verdicts-check pairs rows by (claim, env, measure): no two entries may share one."""
+    from rlcomp.verdicts_check import KEYS
+
+    specs = anchors()
+    frame = build(tmp_path, specs)
+    table = verdicts_frame(all_claims({chapter: frame for chapter in plans.CHAPTERS}))
+    assert len(table) == 2 * len(ENTRIES)
+    assert not table.duplicated(KEYS).any()

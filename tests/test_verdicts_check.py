@@ -55,3 +55,9 @@ def test_mistakes_exit_2_in_one_line(committed, tmp_path, capsys, extra):
     assert verdicts_check.main(["--against", str(committed), *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_repeated_keys_are_refused():
+    twice = pd.concat([table(["confirmed", "refuted"])] * 2)
+    with pytest.raises(ValueError, match="repeated"):
+        verdicts_check.verdict_diff(twice, table(["confirmed", "refuted"]))

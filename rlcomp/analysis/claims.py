@@ -162,6 +162,8 @@ PRUNE_GLOBAL = "prune"
 
 MEASURE_NAMES = {
     "return": "normalized return",
+    "return_all": "normalized return of every compressed model",
+    "return_vs_rank": "normalized return of pruning minus rank reduction",
     "policy_time_ratio": "policy time per decision",
     "isolated_footprint_bytes": "isolated footprint",
     "eval_seconds": "evaluation wall time",
@@ -360,7 +362,7 @@ def pruning_hurts_more(frame: pd.DataFrame) -> ClaimResult:
     measured = _seed_interval(_mean_over_levels(diffs)) if levels else EMPTY
     return assess(claim, measured, "reduces", margin, "pp of normalized return",
                   "normalized return of pruning minus rank reduction, mean over "
-                  f"{_level_list(levels)}", measure="return")
+                  f"{_level_list(levels)}", measure="return_vs_rank")
 
 
 def all_compression_lowers(frame: pd.DataFrame) -> ClaimResult:
@@ -371,7 +373,7 @@ def all_compression_lowers(frame: pd.DataFrame) -> ClaimResult:
     return assess(claim, _seed_interval(per_seed - 100.0), "reduces",
                   MARGINS["all-compression-lowers"], "pp of normalized return",
                   f"mean normalized return of all {rows['spec'].nunique()} compressed models "
-                  "minus dense", measure="return")
+                  "minus dense", measure="return_all")
 
 
 def _level_list(levels: Sequence[float]) -> str:
