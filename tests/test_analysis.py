@@ -534,6 +534,8 @@ def test_claims_in_words():
     assert rule_text("no change", 2.0, "pp") == "confirmed if the 95% CI lies within ±2 pp"
     assert rule_text("reduces") == "confirmed if the 95% CI lies below 0"
     assert rule_text("at most", 10.0, "pp") == "confirmed if the 95% CI lies at or below 10 pp"
+    bonferroni = rule_text("increases", 1.0, "pp", 1 - 0.05 / 3)
+    assert bonferroni == "confirmed if the 98.3% CI lies above 1 pp"
     with pytest.raises(ValueError, match="margin"):
         assess(claim, EMPTY, "reduces", -1.0)
 

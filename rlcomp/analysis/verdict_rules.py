@@ -180,7 +180,7 @@ def verdict(measured: Interval, rule: str, threshold: float = 0.0) -> str:
 def rule_text(rule: str, threshold: float = 0.0, unit: str = "",
               confidence: float = 0.95) -> str:
     """The rule in words, e.g. ``confirmed if the 95% CI lies within ±0.5 pp``."""
-    ci = f"the {100 * confidence:g}% CI"
+    ci = f"the {100 * confidence:.3g}% CI"
     t = f"{threshold:g}{' ' + unit if unit else ''}"
     if rule == "no change":
         return f"confirmed if {ci} lies within ±{t}"
@@ -202,4 +202,4 @@ def describe(measured: Interval, unit: str = "", digits: int = 3,
     unit = f" {unit}" if unit else ""
     seeds = f"{measured.n_seeds} seed{'s' if measured.n_seeds != 1 else ''}"
     return (f"{g.format(measured.estimate)} [{g.format(measured.ci_low)}, "
-            f"{g.format(measured.ci_high)}]{unit} ({100 * confidence:g}% CI, {seeds})")
+            f"{g.format(measured.ci_high)}]{unit} ({100 * confidence:.3g}% CI, {seeds})")
