@@ -21,8 +21,8 @@ How the measurements are made:
   decision as the ratio to dense from interleaved A/B runs in a fresh pinned process
   (``policy_time_ratio``) and the isolated resident footprint (``isolated_footprint_bytes``).
   The poster's own measures (evaluation wall time, RAM %) are tested too, and labelled
-  *environment-dominated* (:data:`ENVIRONMENT_DOMINATED`): the simulator's time and memory make
-  most of them.
+  *environment-dominated* (:data:`rlcomp.rollout.ENVIRONMENT_DOMINATED`): the simulator's time
+  and memory make most of them.
 
 Every margin is a constant of this module (:data:`MARGINS`), fixed before any full-profile number
 was read, and quoted on the verdict page. How a measurement becomes a verdict is in
@@ -150,9 +150,6 @@ AROUND_30 = (0.3, 0.4)
 """Rank-reduction levels at which a step "ends around 30%": 0.2 -> 0.3 and 0.3 -> 0.4 on the
 10%-spaced curve, 0.2 -> 0.4 on the 20%-spaced grid."""
 
-ENVIRONMENT_DOMINATED = frozenset(rollout.ENVIRONMENT_DOMINATED)
-"""Whole-evaluation measures in which the simulator's time and memory dominate the policy's
-(:data:`rlcomp.rollout.ENVIRONMENT_DOMINATED`)."""
 
 LOWRANK_ALL, LOWRANK_KEEP_IO = "lowrank", "lowrank[keep_io]"
 """The ``method`` of rank reduction of every layer, and of the hidden layers only."""
@@ -198,7 +195,7 @@ class ClaimResult:
     measure: str = ""
     """The quantity measured (see :data:`MEASURE_NAMES`)."""
     environment_dominated: bool = False
-    """Whether the measure is mostly the simulator's (see :data:`ENVIRONMENT_DOMINATED`)."""
+    """Whether the measure is mostly the simulator's (``rollout.ENVIRONMENT_DOMINATED``)."""
 
     @property
     def verdict(self) -> str:
@@ -215,8 +212,9 @@ def assess(claim: Claim, measured: Interval, rule: str, threshold: float = 0.0, 
         ValueError: for an unknown rule or a negative threshold.
     """
     verdict(measured, rule, threshold)
+    dominated = measure in rollout.ENVIRONMENT_DOMINATED
     return ClaimResult(claim, measured, rule, threshold, unit, confidence, what, env,
-                       MEASURE_NAMES.get(measure, measure), measure in ENVIRONMENT_DOMINATED)
+                       MEASURE_NAMES.get(measure, measure), dominated)
 
 
 def per_environment(measure: Callable[[pd.DataFrame], ClaimResult],
@@ -285,8 +283,9 @@ def _naive(frame: pd.DataFrame, method: str, prune: float | None = None,
     return rows
 
 
-def _levels(frame: pd.DataFrame, method: str, column: str) -> set[float]:
-    return {round(v, 6) for v in _naive(frame, method)[column] if v > 0}
+def _levels(frame: pd.DataFrame, method: str, column: str, **fixed: float) -> set[float]:
+    """The levels (> 0) in ``column`` of ``method``'s naive rows, other levels ``fixed``."""
+    return {round(v, 6) for v in _naive(frame, method, **fixed)[column] if v > 0}
 
 
 def _seed_interval(values: pd.Series, confidence: float = 0.95) -> Interval:
@@ -336,9 +335,8 @@ def minor_compression_gain(frame: pd.DataFrame) -> ClaimResult:
 
 def _common_levels(frame: pd.DataFrame) -> list[float]:
     """Levels at which both pruning alone and rank reduction alone were measured."""
-    pruned = {round(v, 6) for v in _naive(frame, PRUNE_GLOBAL, lowrank=0.0)["prune"] if v > 0}
-    ranked = {round(v, 6) for v in _naive(frame, LOWRANK_ALL, prune=0.0)["lowrank"] if v > 0}
-    return sorted(pruned & ranked)
+    return sorted(_levels(frame, PRUNE_GLOBAL, "prune", lowrank=0.0)
+                  & _levels(frame, LOWRANK_ALL, "lowrank", prune=0.0))
 
 
 def _mean_over_levels(per_level: list[pd.Series]) -> pd.Series:

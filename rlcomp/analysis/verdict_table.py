@@ -8,10 +8,10 @@ measure them; :func:`claims_html` renders the table (chapter 05 and the introduc
 
 from __future__ import annotations
 
-import functools
 import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import pandas as pd
@@ -52,45 +52,41 @@ class Entry:
         return self.basis != "timing"
 
 
-def _metric(measure: Callable[..., ClaimResult], metric: str) -> Callable[[pd.DataFrame],
-                                                                        ClaimResult]:
-    return functools.partial(measure, metric=metric)
-
-
 ENTRIES = (
     Entry(PRUNING, claims.minor_compression_gain, "fig-pruning-return", "returns"),
     Entry(LOW_RANK, claims.all_compression_lowers, "fig-lowrank-grid-return", "returns"),
     Entry(LOW_RANK, claims.pruning_hurts_more, "fig-lowrank-grid-return", "returns"),
-    Entry(LOW_RANK, _metric(claims.rank_resources, "policy_time_ratio"), "fig-lowrank-cpu",
-          "timing"),
-    Entry(LOW_RANK, _metric(claims.rank_resources, "isolated_footprint_bytes"),
+    Entry(LOW_RANK, partial(claims.rank_resources, metric="policy_time_ratio"),
+          "fig-lowrank-cpu", "timing"),
+    Entry(LOW_RANK, partial(claims.rank_resources, metric="isolated_footprint_bytes"),
           "fig-lowrank-ram", "timing"),
-    Entry(LOW_RANK, _metric(claims.rank_resources, "eval_seconds"), "fig-lowrank-evaltime",
-          "timing"),
-    Entry(LOW_RANK, _metric(claims.rank_resources, "ram_percent"), "fig-lowrank-ram", "timing"),
-    Entry(LOW_RANK, _metric(claims.return_evaltime, "eval_seconds"), "fig-lowrank-evaltime",
-          "timing"),
-    Entry(LOW_RANK, _metric(claims.return_evaltime, "policy_time_ratio"), "fig-lowrank-cpu",
-          "timing"),
-    Entry(LOW_RANK, _metric(claims.evaltime_drop_30, "eval_seconds"), "fig-lowrank-evaltime",
-          "timing"),
-    Entry(LOW_RANK, _metric(claims.evaltime_drop_30, "policy_time_ratio"), "fig-lowrank-cpu",
-          "timing"),
+    Entry(LOW_RANK, partial(claims.rank_resources, metric="eval_seconds"),
+          "fig-lowrank-evaltime", "timing"),
+    Entry(LOW_RANK, partial(claims.rank_resources, metric="ram_percent"),
+          "fig-lowrank-ram", "timing"),
+    Entry(LOW_RANK, partial(claims.return_evaltime, metric="eval_seconds"),
+          "fig-lowrank-evaltime", "timing"),
+    Entry(LOW_RANK, partial(claims.return_evaltime, metric="policy_time_ratio"),
+          "fig-lowrank-cpu", "timing"),
+    Entry(LOW_RANK, partial(claims.evaltime_drop_30, metric="eval_seconds"),
+          "fig-lowrank-evaltime", "timing"),
+    Entry(LOW_RANK, partial(claims.evaltime_drop_30, metric="policy_time_ratio"),
+          "fig-lowrank-cpu", "timing"),
     Entry(LOW_RANK, claims.keep_io_remedy, "fig-lowrank-keep-io", "returns"),
-    Entry(QUANTIZATION, _metric(claims.quant_cpu_ram, "policy_time_ratio"), "fig-quant-cpu",
-          "timing"),
-    Entry(QUANTIZATION, _metric(claims.quant_cpu_ram, "cpu_percent"), "fig-quant-cpu",
-          "timing"),
-    Entry(QUANTIZATION, _metric(claims.quant_cpu_ram, "isolated_footprint_bytes"),
+    Entry(QUANTIZATION, partial(claims.quant_cpu_ram, metric="policy_time_ratio"),
+          "fig-quant-cpu", "timing"),
+    Entry(QUANTIZATION, partial(claims.quant_cpu_ram, metric="cpu_percent"),
+          "fig-quant-cpu", "timing"),
+    Entry(QUANTIZATION, partial(claims.quant_cpu_ram, metric="isolated_footprint_bytes"),
           "fig-quant-ram", "timing"),
-    Entry(QUANTIZATION, _metric(claims.quant_cpu_ram, "ram_percent"), "fig-quant-ram",
-          "timing"),
+    Entry(QUANTIZATION, partial(claims.quant_cpu_ram, metric="ram_percent"),
+          "fig-quant-ram", "timing"),
     Entry(QUANTIZATION, claims.quant_storage, "fig-quant-storage", "sizes"),
     Entry(FINE_TUNING, claims.finetune_no_gain, "fig-finetune-evaltime", "trained"),
     Entry(FINE_TUNING, claims.finetune_cost, "fig-finetune-evaltime", "timing"),
-    Entry(FINE_TUNING, functools.partial(claims.finetune_deviation, x_metric="eval_seconds"),
+    Entry(FINE_TUNING, partial(claims.finetune_deviation, x_metric="eval_seconds"),
           "fig-finetune-evaltime", "timing"),
-    Entry(FINE_TUNING, functools.partial(claims.finetune_deviation, x_metric="ram_percent"),
+    Entry(FINE_TUNING, partial(claims.finetune_deviation, x_metric="ram_percent"),
           "fig-finetune-ram", "timing"),
 )
 """The verdict table's rows (each measured per environment), in the order of the chapters."""
@@ -212,7 +208,7 @@ def claim_markdown(measure: Callable[[pd.DataFrame], ClaimResult], frame: pd.Dat
     """A claim measured on each environment of ``frame``, as a short Markdown paragraph.
 
     ``measure`` is one of the claim functions of :mod:`rlcomp.analysis.claims` (with its options
-    bound, e.g. ``functools.partial(rank_resources, metric="eval_seconds")``); the paragraph
+    bound, e.g. ``partial(rank_resources, metric="eval_seconds")``); the paragraph
     quotes the claim and the rule, gives one line per environment and ends with the verdict over
     all of them (:func:`claims.combined_verdict`).
     """
