@@ -24,12 +24,14 @@ from rlcomp.compress import (
 from rlcomp.envs import configure_torch, make_env
 from rlcomp.nets import mlp
 from rlcomp.policy import Policy
+from rlcomp.probes import resources
 from rlcomp.probes.resources import (
     DEFAULT_LOADER,
     _loader_name,
     isolated_resident_bytes,
     pin_to_one_core,
     policy_from_file,
+    resident_bytes,
 )
 from rlcomp.probes.size import (
     ModelSize,
@@ -165,7 +167,7 @@ def test_resources_are_sampled_over_the_whole_evaluation(monkeypatch):
     total = psutil.virtual_memory().total
     assert short.ram_percent == pytest.approx(100 * short.rss_bytes / total, rel=1e-6)
     # A sample at every forward pass: as many samples as passes, plus the one at the end.
-    monkeypatch.setattr(rollout, "SAMPLE_SECONDS", 0.0)
+    monkeypatch.setattr(rollout, "SAMPLE_PASSES", 1)
     recorder = RecordingPolicy(noop_policy())
     every = evaluate_policy(recorder, "LunarLander-v3", 3, 0, num_envs=3)
     assert every.resource_samples == len(recorder.shapes) + 2
@@ -321,6 +323,24 @@ def test_loader_names():
     for bad in ("no_colon", ":fn", "mod:", lambda path: path):
         with pytest.raises(ValueError):
             _loader_name(bad)
+
+
+@pytest.mark.skipif(resources._MALLOC_TRIM is None, reason="no malloc_trim in this C library")
+def test_resident_bytes_hands_free_heap_back_before_reading():
+    import gc
+
+    import psutil
+
+    resident_bytes()
+    # 40 MB of 4 kB heap blocks, all freed but the last, which keeps the heap from shrinking.
+    blocks = [bytearray(4000) for _ in range(10_000)]
+    keep = blocks[-1]
+    del blocks
+    gc.collect()
+    untrimmed = psutil.Process().memory_info().rss
+    trimmed, _ = resident_bytes()
+    assert untrimmed - trimmed > 30e6
+    assert len(keep) == 4000
 
 
 def test_isolated_resident_bytes_of_a_checkpoint():

@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rlcomp.probes.resources import DEFAULT_LOADER, pin_to_one_core
+from rlcomp.probes.resources import DEFAULT_LOADER, pin_to_one_core, resident_bytes
 
 if TYPE_CHECKING:
     from rlcomp.policy import Policy
@@ -398,18 +398,6 @@ def recorded_observations(policy: Policy, env_id: str, count: int, seed: int) ->
     return np.stack(rows)
 
 
-def _resident() -> tuple[int, int]:
-    """(resident bytes now, peak resident bytes) of this process, after a garbage collection."""
-    import resource
-
-    import psutil
-
-    gc.collect()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-    return psutil.Process().memory_info().rss, peak
-
-
 def _load_measuring_footprint(path: str, loader: str, seed: int) -> tuple[Policy, dict]:
     """Load the candidate between two resident-bytes readings (see ``policy_time_ratio``)."""
     import torch
@@ -424,7 +412,7 @@ def _load_measuring_footprint(path: str, loader: str, seed: int) -> tuple[Policy
             torch.nn.functional.linear(torch.as_tensor(pool[i % 16 : i % 16 + 1]),
                                        probe).argmax(dim=-1).numpy()
     del probe, pool
-    baseline_rss, baseline_peak = _resident()
+    baseline_rss, baseline_peak = resident_bytes()
     policy, _ = _load(path, loader)
     width = _input_width(policy)
     pool = rng.standard_normal((16, width)).astype(np.float32)
@@ -432,7 +420,7 @@ def _load_measuring_footprint(path: str, loader: str, seed: int) -> tuple[Policy
         for i in range(FOOTPRINT_DECISIONS):
             policy.act(pool[i % 16 : i % 16 + 1])
     del pool
-    model_rss, model_peak = _resident()
+    model_rss, model_peak = resident_bytes()
     return policy, {"decisions": FOOTPRINT_DECISIONS, "baseline_rss_bytes": baseline_rss,
                     "model_rss_bytes": model_rss, "baseline_peak_bytes": baseline_peak,
                     "model_peak_bytes": model_peak}
