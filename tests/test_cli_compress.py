@@ -90,7 +90,7 @@ def test_evaluate_refuses_a_compressed_file_of_another_env(tmp_path, capsys):
 @pytest.mark.parametrize(("spec", "needle"), [
     ("prune=1.5", "prune amount must be in [0, 1), got 1.5"),
     ("lowrank=1", "lowrank reduction must be in [0, 1), got 1"),
-    ("quant=3", "quant bits must be 8, got 3"),
+    ("quant=3", "quant bits must be 8, 4 or 2, got 3"),
     ("prune=abc", "prune amount must be a number, got 'abc'"),
     ("shrink=0.5", "unknown compression method 'shrink'"),
     ("quant=8+prune=0.5", "prune first"),

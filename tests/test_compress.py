@@ -62,7 +62,7 @@ def test_spec_text_is_canonical():
     ("prune=1.5", "prune amount must be in [0, 1), got 1.5"),
     ("prune=-0.1", "prune amount must be in [0, 1), got -0.1"),
     ("lowrank=1", "lowrank reduction must be in [0, 1), got 1"),
-    ("quant=3", "quant bits must be 8, got 3"),
+    ("quant=3", "quant bits must be 8, 4 or 2, got 3"),
     ("prune=abc", "prune amount must be a number, got 'abc'"),
     ("prune=nan", "prune amount must be in [0, 1), got nan"),
     ("shrink=0.5", "unknown compression method 'shrink'"),

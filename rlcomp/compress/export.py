@@ -4,9 +4,15 @@ The graph is written directly with :mod:`onnx.helper` (no ``torch.onnx`` tracing
 exactly the layers the compressors made:
 
 - ``nn.Linear``: ``Gemm(x, W, b, transB=1)`` with float32 ``W``.
-- ``QuantizedLinear`` (and ``FakeQuantLinear``, exported as the int8 layer it computes): the int8
-  weights and biases are ``INT8`` initializers, with float32 scales (one per output row for the
-  weights, one per layer for the biases) and ``DequantizeLinear`` nodes (see "The int8 form").
+- ``QuantizedLinear`` (and ``FakeQuantLinear``, exported as the quantized layer it computes): an
+  int8 layer with a scale per output row has its int8 weights and biases as ``INT8``
+  initializers, with float32 scales (one per output row for the weights, one per layer for the
+  biases) and ``DequantizeLinear`` nodes (see "The int8 form"). An int4 or int2 layer, or one with
+  per-group scales, is exported as ``Gemm`` with float32 initializers holding its dequantized
+  weights and biases (exactly the floats ``QuantizedLinear`` computes with): ONNX Runtime has no
+  int4 matrix-multiply kernel we rely on, and opset 17's ``DequantizeLinear`` has no per-group
+  (blocked) form. So such an ``.onnx`` file is as large as the dense one; the compact
+  ``.rlc.safetensors`` file is where the fewer bits are stored.
 - ``FactorizedLinear``: its two factors in turn (each may be Linear or int8).
 - ``nn.ReLU``: ``Relu``; ``nn.Sequential``: its children in order.
 
@@ -155,6 +161,13 @@ def _int8_linear(g: _Graph, x: str, layer: QuantizedLinear) -> str:
     return emit(g, x, layer)
 
 
+def _quantized_linear(g: _Graph, x: str, layer: QuantizedLinear) -> str:
+    """An int8 per-row layer in the int8 form; any other width or grouping as dequantized floats."""
+    if layer.bits == 8 and layer.group == 0:
+        return _int8_linear(g, x, layer)
+    return _linear(g, x, layer.dequantized_weight(), layer.bias)
+
+
 def _emit_module(g: _Graph, module: nn.Module, x: str) -> str:
     """Add the nodes computing ``module(x)``; return the output's name.
 
@@ -179,8 +192,8 @@ _EMITTERS: list[tuple[type, Callable[[_Graph, nn.Module, str], str]]] = [
     (nn.Linear, lambda g, m, x: _linear(g, x, m.weight, m.bias)),
     (nn.ReLU, lambda g, m, x: g.op("Relu", [x], "relu")),
     (FactorizedLinear, lambda g, m, x: _emit_module(g, m.second, _emit_module(g, m.first, x))),
-    (QuantizedLinear, lambda g, m, x: _int8_linear(g, x, m)),
-    (FakeQuantLinear, lambda g, m, x: _int8_linear(g, x, m.quantized())),
+    (QuantizedLinear, lambda g, m, x: _quantized_linear(g, x, m)),
+    (FakeQuantLinear, lambda g, m, x: _quantized_linear(g, x, m.quantized())),
 ]
 """Module type -> function adding its nodes (exact type match: a subclass may compute otherwise)."""
 
@@ -246,7 +259,8 @@ def policy_to_onnx(policy: Policy, int8: Int8Form = "dequantize") -> onnx.ModelP
     Args:
         policy: the policy; its ``net`` may hold any mix of the supported layers.
         int8: the form of int8 layers (see the module docstring); ``"dequantize"`` computes
-            exactly what PyTorch does.
+            exactly what PyTorch does. Int4, int2 and per-group layers are always exported as
+            their dequantized float weights.
 
     Returns:
         A checked model with input ``obs`` (float32 ``[batch, obs_dim]``) and outputs ``output``

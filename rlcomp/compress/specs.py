@@ -8,8 +8,9 @@ is no compression. ``parse(str(spec)) == spec`` for every spec.
   ``structured=true`` removes whole hidden neurons instead (the network becomes narrower).
 - ``lowrank=R`` (0 <= R < 1): each Linear layer of full rank ``r`` keeps rank
   ``max(1, ceil((1 - R) * r))`` of its SVD; ``keep_io=true`` leaves the first and last layer whole.
-- ``quant=8``: 8-bit weights, per output channel, symmetric; ``mode=qat`` for fake quantization
-  during (fine-)training.
+- ``quant=B`` (B in 8, 4, 2): B-bit symmetric weights (int8 biases), a scale per output channel;
+  ``group=G`` a scale per G consecutive inputs of each row instead; ``mixed=true`` keeps the first
+  and last layers at 8 bits; ``mode=qat`` for fake quantization during (fine-)training.
 
 In a composition each step sees the network the previous step made: ``lowrank=0.3+prune=0.5``
 factorizes, then prunes half of all weights, the factors' weights included.
@@ -25,6 +26,9 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+
+QUANT_BITS = (8, 4, 2)
+"""The weight widths ``quant`` supports."""
 
 
 def _level(name: str, value: float, upper_open: bool = True) -> float:
@@ -76,10 +80,15 @@ class LowRankSpec:
 
 @dataclass(frozen=True)
 class QuantSpec:
-    """Symmetric per-output-channel integer quantization of Linear weights."""
+    """Symmetric integer quantization of Linear weights (biases always int8)."""
 
     bits: int = 8
-    """Bits per weight; 8 is supported."""
+    """Bits per weight: 8, 4 or 2."""
+    group: int = 0
+    """0: one scale per output channel; ``G`` > 0: one per ``G`` consecutive inputs of each row
+    (the last group of a row is shorter when ``G`` does not divide the input width)."""
+    mixed: bool = False
+    """Quantize the first and last layers as ``quant=8`` does, the others at ``bits``."""
     mode: str = "ptq"
     """``ptq`` after training, ``qat`` fake quantization with a straight-through estimator."""
 
@@ -88,8 +97,18 @@ class QuantSpec:
     def __post_init__(self) -> None:
         if isinstance(self.bits, bool) or not isinstance(self.bits, int):
             raise TypeError(f"quant bits must be an integer, got {self.bits!r}")
-        if self.bits != 8:
-            raise ValueError(f"quant bits must be 8, got {self.bits}")
+        if self.bits not in QUANT_BITS:
+            raise ValueError(f"quant bits must be 8, 4 or 2, got {self.bits}")
+        if isinstance(self.group, bool) or not isinstance(self.group, int):
+            raise TypeError(f"quant group must be an integer, got {self.group!r}")
+        if self.group < 0:
+            raise ValueError("quant group must be 0 (a scale per output channel) or a positive "
+                             f"group size, got {self.group}")
+        if not isinstance(self.mixed, bool):
+            raise TypeError(f"quant mixed must be true or false, got {self.mixed!r}")
+        if self.mixed and self.bits == 8:
+            raise ValueError("quant mixed=true needs bits 4 or 2 (at 8 bits every layer is "
+                             "already 8-bit)")
         if self.mode not in ("ptq", "qat"):
             raise ValueError(f"quant mode must be ptq or qat, got {self.mode!r}")
 
@@ -104,7 +123,7 @@ METHODS = tuple(SPEC_TYPES)
 """The compression methods; each has a level column in the tidy results table."""
 
 _DEFAULTS = {"prune": {"scope": "global", "structured": False}, "lowrank": {"keep_io": False},
-             "quant": {"mode": "ptq"}}
+             "quant": {"group": 0, "mixed": False, "mode": "ptq"}}
 
 
 def _format_value(value: object) -> str:
@@ -207,12 +226,22 @@ _ABSENT_LEVEL = {"prune": 0.0, "lowrank": 0.0, "quant": math.nan}
 
 
 def _variant(spec: Spec) -> str:
-    """``prune``, or the method with its non-default options: ``prune[layer,structured]``."""
+    """``prune``, or the method with its non-default options: ``prune[layer,structured]``.
+
+    A boolean option shows as its name, a number as ``name=value`` (``quant[group=32,mixed]``),
+    text as its value.
+    """
     options = []
     for f in fields(spec)[1:]:
         value = getattr(spec, f.name)
-        if value != f.default:
-            options.append(f.name if isinstance(value, bool) else str(value))
+        if value == f.default:
+            continue
+        if isinstance(value, bool):
+            options.append(f.name)
+        elif isinstance(value, int):
+            options.append(f"{f.name}={value}")
+        else:
+            options.append(str(value))
     return f"{spec.method}[{','.join(options)}]" if options else spec.method
 
 
@@ -220,7 +249,8 @@ def spec_columns(spec: str | Spec | tuple[Spec, ...]) -> dict[str, str | float]:
     """The tidy frame's description of a compression: method, level and each method's level.
 
     - ``method``: ``dense``; a method name with its non-default options in brackets (``prune``,
-      ``prune[layer]``, ``prune[structured]``, ``lowrank[keep_io]``, ``quant[qat]``); or, for a
+      ``prune[layer]``, ``prune[structured]``, ``lowrank[keep_io]``, ``quant[qat]``,
+      ``quant[group=32,mixed]``); or, for a
       composition, the steps' names joined by ``+`` (``lowrank+prune``).
     - ``level``: the single step's level (prune amount, lowrank reduction, quant bits); 0 for
       dense; NaN for a composition.

@@ -15,10 +15,11 @@ structure. What the compression fixed stays fixed:
   have been smaller) is trained as its two rank-``k`` factors and multiplied back at the end, so its
   rank does not grow either. (A layer holding pruned zeros keeps its zeros instead: pruning after
   low rank has already changed its rank.)
-- Quantization stays on: a :class:`FakeQuantLinear` (QAT) keeps computing with its int8-rounded
-  weights and learns through the straight-through estimator. An int8 :class:`QuantizedLinear`
-  (PTQ) is fine-tuned as the fake-quantized layer that starts from its dequantized weights, and is
-  quantized again at the end, so the result is again an int8 network.
+- Quantization stays on: a :class:`FakeQuantLinear` (QAT) keeps computing with its rounded
+  weights and learns through the straight-through estimator. A :class:`QuantizedLinear` (PTQ) is
+  fine-tuned as the fake-quantized layer of the same width (8, 4 or 2 bits) and grouping that
+  starts from its dequantized weights, and is quantized again at the end, so the result is again
+  a network of the same widths.
 - Double DQN's target network is a copy of the compressed online network and is updated by
   copying it, so it is compressed too ("compressed target networks", :func:`compressed_target`).
 
@@ -175,7 +176,8 @@ def _factors_of(layer: nn.Linear, rank: int) -> FactorizedLinear:
 
 def _fake_quant_of(layer: QuantizedLinear) -> FakeQuantLinear:
     """The trainable fake-quantized layer that computes what ``layer`` computes."""
-    out = FakeQuantLinear(layer.in_features, layer.out_features, bias=layer.qbias is not None)
+    out = FakeQuantLinear(layer.in_features, layer.out_features, bias=layer.qbias is not None,
+                          bits=layer.bits, group=layer.group)
     with torch.no_grad():
         out.weight.copy_(layer.dequantized_weight())
         if layer.qbias is not None:
