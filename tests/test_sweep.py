@@ -93,6 +93,11 @@ eval_seeds: [0]
     (f"checkpoints: [{LUNAR}]\nspecs: [dense]\neval_seeds: [0]\n", ["missing key 'episodes'"]),
     (f"checkpoints: [{LUNAR}]\nspecs: [dense]\nepisodes: 1\neval_seeds: [0]\n"
      "probes: {latency: maybe}\n", [":5: probe latency must be true or false"]),
+    (f"checkpoints: [{LUNAR}]\nspecs: [dense, 'prune=0.9,schedule=gradual+quant=8']\n"
+     "episodes: 1\neval_seeds: [0]\n", [":2: prune schedule=gradual must be the last step"]),
+    (f"checkpoints: [{LUNAR}]\nspecs: {{grid: {{'prune,schedule=gradual': [0.5], quant: [8]}}}}\n"
+     "episodes: 1\neval_seeds: [0]\n", [":2: prune schedule=gradual must be the last step",
+                                         "grid combination prune=0.5,schedule=gradual+quant=8"]),
     ("checkpoints: [a\nspecs: [", ["not valid YAML"]),
     ("- just a list\n", ["a sweep file is a mapping"]),
 ])

@@ -1,4 +1,8 @@
-"""Magnitude pruning: unstructured (weights, global or per layer) and structured (neurons)."""
+"""Magnitude pruning: unstructured (weights, global or per layer) and structured (neurons).
+
+A gradual schedule (``schedule=gradual``) prunes here as one-shot does; the schedule itself runs
+while fine-tuning (:class:`rlcomp.retrain.finetune.GradualPruning`).
+"""
 
 from __future__ import annotations
 
@@ -31,14 +35,23 @@ def _zero_smallest(weights: list[torch.Tensor], count: int) -> None:
         start += n
 
 
-def _unstructured(model: nn.Module, spec: PruneSpec) -> nn.Module:
-    layers = weight_layers(model)
-    if spec.scope == "global":
+def zero_smallest_weights(layers: list[nn.Linear], amount: float, scope: str) -> None:
+    """Zero the fraction ``amount`` of smallest-magnitude weights of ``layers``, in place.
+
+    ``scope`` ``global`` ranks across all the layers, ``layer`` within each; ``round(amount * n)``
+    weights are zero afterwards (more if more were zero already). In place, for training loops
+    that prune as they go; :func:`~rlcomp.compress.registry.compress` calls it on its own copy.
+    """
+    if scope == "global":
         total = sum(m.weight.numel() for m in layers)
-        _zero_smallest([m.weight for m in layers], round(spec.amount * total))
+        _zero_smallest([m.weight for m in layers], round(amount * total))
     else:
         for m in layers:
-            _zero_smallest([m.weight], round(spec.amount * m.weight.numel()))
+            _zero_smallest([m.weight], round(amount * m.weight.numel()))
+
+
+def _unstructured(model: nn.Module, spec: PruneSpec) -> nn.Module:
+    zero_smallest_weights(weight_layers(model), spec.amount, spec.scope)
     return model
 
 

@@ -5,7 +5,8 @@ is no compression. ``parse(str(spec)) == spec`` for every spec.
 
 - ``prune=P`` (0 <= P < 1): the fraction P of all Linear weights (not biases) with the smallest
   magnitudes set to zero, ranked across layers; ``scope=layer`` ranks within each layer;
-  ``structured=true`` removes whole hidden neurons instead (the network becomes narrower).
+  ``structured=true`` removes whole hidden neurons instead (the network becomes narrower);
+  ``schedule=gradual`` reaches P gradually while fine-tuning (the last step of a spec).
 - ``lowrank=R`` (0 <= R < 1): each Linear layer of full rank ``r`` keeps rank
   ``max(1, ceil((1 - R) * r))`` of its SVD; ``keep_io=true`` leaves the first and last layer whole.
 - ``quant=B`` (B in 8, 4, 2): B-bit symmetric weights (int8 biases), a scale per output channel;
@@ -26,6 +27,9 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+
+PRUNE_SCHEDULES = ("oneshot", "gradual")
+"""How pruning reaches its amount: at once, or gradually over fine-tuning."""
 
 QUANT_BITS = (8, 4, 2)
 """The weight widths ``quant`` supports."""
@@ -50,6 +54,10 @@ class PruneSpec:
     """``global`` ranks magnitudes across all layers, ``layer`` within each layer."""
     structured: bool = False
     """Remove whole hidden neurons (smallest incoming-weight L2 norms) instead of single weights."""
+    schedule: str = "oneshot"
+    """``oneshot`` prunes at once; ``gradual`` raises the sparsity to ``amount`` over a
+    fine-tuning budget (Zhu & Gupta's cubic schedule, :mod:`rlcomp.retrain.finetune`); without
+    fine-tuning it is the one-shot result."""
 
     method: ClassVar[str] = "prune"
 
@@ -59,6 +67,11 @@ class PruneSpec:
             raise ValueError(f"prune scope must be global or layer, got {self.scope!r}")
         if not isinstance(self.structured, bool):
             raise TypeError(f"prune structured must be true or false, got {self.structured!r}")
+        if self.schedule not in PRUNE_SCHEDULES:
+            raise ValueError(f"prune schedule must be oneshot or gradual, got {self.schedule!r}")
+        if self.schedule == "gradual" and self.structured:
+            raise ValueError("prune schedule=gradual removes single weights; it does not "
+                             "combine with structured=true")
 
 
 @dataclass(frozen=True)
@@ -122,7 +135,8 @@ SPEC_TYPES: dict[str, type] = {"prune": PruneSpec, "lowrank": LowRankSpec, "quan
 METHODS = tuple(SPEC_TYPES)
 """The compression methods; each has a level column in the tidy results table."""
 
-_DEFAULTS = {"prune": {"scope": "global", "structured": False}, "lowrank": {"keep_io": False},
+_DEFAULTS = {"prune": {"scope": "global", "structured": False, "schedule": "oneshot"},
+             "lowrank": {"keep_io": False},
              "quant": {"group": 0, "mixed": False, "mode": "ptq"}}
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rlcomp.checkpoint import Checkpoint, load_checkpoint, policy_from_checkpoint
 from rlcomp.compress import compress
+from rlcomp.compress.specs import parse_spec
 from rlcomp.compress.storage import compressed_file_bytes
 from rlcomp.envs import configure_torch, set_seed
 from rlcomp.experiments.store import RANDOM_POLICY
@@ -32,7 +33,7 @@ from rlcomp.policy import RandomPolicy
 from rlcomp.probes.cost import decision_cost
 from rlcomp.probes.size import model_size, theoretical_bytes
 from rlcomp.provenance import provenance
-from rlcomp.retrain.finetune import finetune
+from rlcomp.retrain.finetune import finetune, split_gradual
 from rlcomp.rollout import EvalResult, evaluate_policy
 
 
@@ -93,12 +94,14 @@ def run_job(job: Job) -> dict:
         return _random_job(job, ckpt.env_id, started)
     policy = policy_from_checkpoint(ckpt)
     set_seed(job.eval_seed)
+    # A gradual pruning step runs while fine-tuning; without fine-tuning it prunes at once.
+    before, gradual = split_gradual(parse_spec(job.spec)) if job.finetune else ((), None)
     compress_start = time.process_time()
-    net = compress(policy.net, job.spec)
+    net = compress(policy.net, before if gradual is not None else job.spec)
     compress_cpu_seconds = time.process_time() - compress_start
     finetune_costs: dict = {}
     if job.finetune:
-        tuned = finetune(ckpt, net, job.finetune["steps"], seed=job.train_seed)
+        tuned = finetune(ckpt, net, job.finetune["steps"], seed=job.train_seed, gradual=gradual)
         net = tuned.net
         finetune_costs = {f"finetune_{k}": v for k, v in tuned.to_dict().items()}
     policy = dataclasses.replace(policy, net=net.eval())

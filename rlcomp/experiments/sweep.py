@@ -42,6 +42,7 @@ import yaml
 
 from rlcomp.compress.specs import format_spec, parse_spec
 from rlcomp.experiments.store import RANDOM_POLICY
+from rlcomp.retrain.finetune import split_gradual
 
 KEYS = {"checkpoints", "specs", "episodes", "eval_seeds", "finetune", "probes"}
 REQUIRED = ("checkpoints", "specs", "episodes", "eval_seeds")
@@ -191,7 +192,13 @@ def _grid_specs(grid: object, where, problems: list[str]) -> list[str]:
     specs = []
     for combo in itertools.product(*axes):
         text = "+".join(t for t in combo if t) or "dense"
-        canonical = format_spec(parse_spec(text))
+        parsed = parse_spec(text)
+        try:
+            split_gradual(parsed)
+        except ValueError as exc:
+            problems.append(f"{where('specs')}: {exc} (grid combination {text})")
+            return []
+        canonical = format_spec(parsed)
         if canonical not in specs:
             specs.append(canonical)
     return specs
@@ -310,7 +317,9 @@ def sweep_from_mapping(data: object, path: str | Path = "<sweep>",
                 found = [RANDOM_POLICY]
             else:
                 try:
-                    found = [format_spec(parse_spec(str(item)))]
+                    parsed = parse_spec(str(item))
+                    split_gradual(parsed)
+                    found = [format_spec(parsed)]
                 except (TypeError, ValueError) as exc:
                     problems.append(f"{line}: {exc}")
                     continue

@@ -54,7 +54,9 @@ from rlcomp.agents.ddqn import DDQNConfig, ddqn_loop
 from rlcomp.agents.pg import GaussianPolicy, PGConfig, pg_loop
 from rlcomp.checkpoint import Checkpoint, build_net
 from rlcomp.compress.lowrank import FactorizedLinear
+from rlcomp.compress.prune import weight_layers, zero_smallest_weights
 from rlcomp.compress.quant import FakeQuantLinear, QuantizedLinear
+from rlcomp.compress.specs import PruneSpec, Spec
 from rlcomp.envs import make_env, make_vec_env, set_seed
 from rlcomp.nets import ObsNormalizer
 
@@ -153,6 +155,83 @@ class PruningMask:
         self._handles.clear()
 
 
+GRADUAL_END = 0.75
+"""Share of the fine-tuning budget (environment steps) over which a gradual schedule raises the
+sparsity; the rest of the budget trains at the target sparsity."""
+
+GRADUAL_EVENTS = 100
+"""Pruning events of a gradual schedule: one every ``GRADUAL_END * steps / GRADUAL_EVENTS``
+environment steps (Zhu & Gupta's pruning frequency)."""
+
+
+class GradualPruning(PruningMask):
+    """Gradual magnitude pruning while fine-tuning (Zhu & Gupta, 2017, "To prune, or not to prune").
+
+    The sparsity after ``t`` of the budget's ``T`` environment steps is
+    ``s_t = s * (1 - (1 - min(1, t / (GRADUAL_END * T))) ** 3)``: it rises fast at first, when
+    many weights are redundant, then slowly, and reaches the target ``s`` at ``GRADUAL_END * T``.
+    At :data:`GRADUAL_EVENTS` evenly spaced points the smallest weights up to ``s_t`` are zeroed
+    (by the spec's scope, the weights already zero included, so a pruned weight stays pruned) and
+    the mask grows to hold them; between events the mask holds as :class:`PruningMask` does.
+    :meth:`finish` prunes to exactly ``s``: ``round(s * n)`` zero weights, as one-shot pruning.
+    """
+
+    def __init__(self, net: nn.Module, spec: PruneSpec, steps: int) -> None:
+        self.layers = weight_layers(net)
+        self.masks = [(m.weight, (m.weight != 0).to(m.weight.dtype)) for m in self.layers]
+        self._handles = []
+        self.spec, self.steps = spec, steps
+        self.env_steps = 0
+        self._every = max(1.0, GRADUAL_END * steps / GRADUAL_EVENTS)
+        self._next = 0.0
+        self.events = 0
+
+    def sparsity_at(self, env_steps: int) -> float:
+        """The schedule's target sparsity after ``env_steps`` environment steps."""
+        done = min(1.0, env_steps / (GRADUAL_END * self.steps)) if self.steps else 1.0
+        return self.spec.amount * (1.0 - (1.0 - done) ** 3)
+
+    def observe(self, env_steps: int, curve: dict) -> None:
+        """The loop's ``log`` hook: where the budget stands."""
+        self.env_steps = env_steps
+
+    def apply(self) -> None:
+        """The ``after_optimizer_step`` hook: prune when an event is due, then hold the mask."""
+        if self.env_steps >= self._next:
+            self._prune_to(self.sparsity_at(self.env_steps))
+            self._next = self.env_steps + self._every
+        super().apply()
+
+    def finish(self) -> None:
+        """Prune to the target sparsity exactly and hold it."""
+        self._prune_to(self.spec.amount)
+        super().apply()
+
+    def _prune_to(self, sparsity: float) -> None:
+        with torch.no_grad():
+            for weight, mask in self.masks:
+                weight.mul_(mask)
+            zero_smallest_weights(self.layers, sparsity, self.spec.scope)
+            for weight, mask in self.masks:
+                mask.copy_((weight != 0).to(mask.dtype))
+        self.events += 1
+
+
+def split_gradual(specs: tuple[Spec, ...]) -> tuple[tuple[Spec, ...], PruneSpec | None]:
+    """The steps before a gradual pruning step, and that step (None without one).
+
+    Raises:
+        ValueError: if a gradual pruning step is not the last step of the spec.
+    """
+    for i, spec in enumerate(specs):
+        if isinstance(spec, PruneSpec) and spec.schedule == "gradual":
+            if i != len(specs) - 1:
+                raise ValueError("prune schedule=gradual must be the last step of a spec "
+                                 "(fine-tuning runs the schedule after the other steps)")
+            return specs[:i], spec
+    return specs, None
+
+
 def _replace(root: nn.Module, path: str, module: nn.Module) -> None:
     parent_path, _, name = path.rpartition(".")
     parent = root.get_submodule(parent_path) if parent_path else root
@@ -185,11 +264,13 @@ def _fake_quant_of(layer: QuantizedLinear) -> FakeQuantLinear:
     return out
 
 
-def trainable_copy(net: nn.Module) -> tuple[nn.Module, dict[str, str]]:
+def trainable_copy(net: nn.Module, keep_rank: bool = True) -> tuple[nn.Module, dict[str, str]]:
     """A copy of ``net`` whose parameters can train without breaking its compression.
 
     Int8 layers become fake-quantized layers; dense rank-reduced layers (without pruned zeros)
-    become their factors. :func:`restored_copy` turns the trained copy back.
+    become their factors, unless ``keep_rank`` is false (a gradual pruning schedule is about to
+    prune them, which changes their rank as pruning after low rank does). :func:`restored_copy`
+    turns the trained copy back.
 
     Returns:
         The copy and the conversions made, ``{module path: "int8" or "rank"}``.
@@ -201,7 +282,7 @@ def trainable_copy(net: nn.Module) -> tuple[nn.Module, dict[str, str]]:
         if isinstance(module, QuantizedLinear):
             conversions[path] = "int8"
             replacement: nn.Module = _fake_quant_of(module)
-        elif type(module) is nn.Linear and not bool((module.weight == 0).any()):
+        elif keep_rank and type(module) is nn.Linear and not bool((module.weight == 0).any()):
             rank = _reduced_rank(module.weight)
             if rank is None:
                 continue
@@ -287,7 +368,7 @@ def _config(ckpt: Checkpoint, steps: int, seed: int, overrides: dict) -> DDQNCon
 
 
 def finetune(ckpt: Checkpoint, net: nn.Module, steps: int, seed: int,
-             **overrides) -> FinetuneResult:
+             gradual: PruneSpec | None = None, **overrides) -> FinetuneResult:
     """Continue ``ckpt``'s algorithm from the compressed network ``net`` for ``steps`` env steps.
 
     The compression holds throughout (see the module docstring); ``net`` is never changed.
@@ -298,6 +379,10 @@ def finetune(ckpt: Checkpoint, net: nn.Module, steps: int, seed: int,
         net: the compressed network, ``compress(policy_from_checkpoint(ckpt).net, spec)``.
         steps: environment steps to fine-tune for; 0 returns an unchanged copy.
         seed: seeds network updates, exploration, sampling and the episodes.
+        gradual: a ``schedule=gradual`` pruning step to run while fine-tuning
+            (:class:`GradualPruning`); ``net`` is then the network before it
+            (``compress(net, steps_before)``, see :func:`split_gradual`) and the result holds
+            exactly its sparsity.
         **overrides: settings replacing the run's, for Double DQN one of :data:`DDQN_SETTINGS`
             (``epsilon``: exploration probability, default the run's ``eps_end``;
             ``learning_starts``: default ``min(config.learning_starts, steps // 10)``), for policy
@@ -307,8 +392,9 @@ def finetune(ckpt: Checkpoint, net: nn.Module, steps: int, seed: int,
         The fine-tuned network (same module types and shapes as ``net``) and its costs.
 
     Raises:
-        ValueError: for negative steps, an unknown algorithm or setting, a bad setting's value, or
-            a network that does not fit the checkpoint's observations and actions.
+        ValueError: for negative steps, an unknown algorithm or setting, a bad setting's value,
+            a network that does not fit the checkpoint's observations and actions, or a
+            ``gradual`` that is not a gradual pruning spec.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"fine-tuning steps must be an integer >= 0, got {steps!r}")
@@ -316,24 +402,38 @@ def finetune(ckpt: Checkpoint, net: nn.Module, steps: int, seed: int,
         raise ValueError(f"fine-tuning seed must be an integer >= 0, got {seed!r}")
     if ckpt.algo not in ("ddqn", "pg"):
         raise ValueError(f"cannot fine-tune algorithm {ckpt.algo!r} (known: ddqn, pg)")
+    if gradual is not None and not (isinstance(gradual, PruneSpec)
+                                    and gradual.schedule == "gradual"):
+        raise ValueError(f"gradual must be a prune spec with schedule=gradual, got {gradual!r}")
     _check_net(ckpt, net)
     config = _config(ckpt, steps, seed, overrides)
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     if steps == 0:
-        return FinetuneResult(copy.deepcopy(net), 0, 0, time.process_time() - cpu_start,
+        out = copy.deepcopy(net)
+        if gradual is not None:
+            zero_smallest_weights(weight_layers(out), gradual.amount, gradual.scope)
+        return FinetuneResult(out, 0, 0, time.process_time() - cpu_start,
                               time.perf_counter() - wall_start)
 
     set_seed(seed)
-    work, conversions = trainable_copy(net)
-    mask = PruningMask(work)
+    work, conversions = trainable_copy(net, keep_rank=gradual is None)
+    if gradual is None:
+        mask = PruningMask(work)
+        hooks = Hooks(after_optimizer_step=mask.apply, target=compressed_target)
+    else:
+        mask = GradualPruning(work, gradual, steps)
+        hooks = Hooks(after_optimizer_step=mask.apply, target=compressed_target,
+                      log=mask.observe)
     mask.attach()
-    hooks = Hooks(after_optimizer_step=mask.apply, target=compressed_target)
     if isinstance(config, DDQNConfig):
         run = _finetune_ddqn(ckpt, config, work, steps, hooks)
     else:
         run = _finetune_pg(ckpt, config, work, steps, hooks)
     mask.detach()
-    mask.apply()
+    if isinstance(mask, GradualPruning):
+        mask.finish()
+    else:
+        mask.apply()
     out = restored_copy(work, conversions)
     return FinetuneResult(out, run.env_steps, run.updates, time.process_time() - cpu_start,
                           time.perf_counter() - wall_start)
