@@ -226,27 +226,27 @@ def _write_outputs(outputs: list[tuple[str, bytes]]) -> None:
 
 
 def _compress(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from rlcomp.checkpoint import CheckpointError, load_checkpoint, policy_from_checkpoint
-    from rlcomp.compress import compress, format_spec, parse_spec
+    from rlcomp.checkpoint import CheckpointError, load_checkpoint
+    from rlcomp.compress import format_spec, parse_spec
     from rlcomp.compress.export import policy_to_onnx
     from rlcomp.compress.storage import compressed_file_bytes
     from rlcomp.probes.size import model_size, theoretical_bytes
+    from rlcomp.retrain.pipeline import compressed_policy
 
     try:
         specs = parse_spec(args.spec)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"rlcomp compress: bad --spec: {exc}") from exc
+    if args.seed < 0:
+        raise UsageError(f"rlcomp compress: --seed must be >= 0, got {args.seed}")
     _check_outputs(args)
     try:
         ckpt = load_checkpoint(args.checkpoint)
     except CheckpointError as exc:
         raise UsageError(f"rlcomp compress: {exc}") from exc
-    policy = policy_from_checkpoint(ckpt)
     spec = format_spec(specs)
     try:
-        compressed = dataclasses.replace(policy, net=compress(policy.net, specs))
+        compressed = compressed_policy(ckpt, specs, seed=args.seed).policy
     except ValueError as exc:
         raise UsageError(f"rlcomp compress: cannot apply {spec}: {exc}") from exc
     data = compressed_file_bytes(compressed, {
@@ -355,11 +355,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
         description="Compress a checkpoint's policy network with SPEC and write the compact file "
                     "(and optionally ONNX). SPEC is METHOD=LEVEL[,key=value...], several joined "
                     "by + and applied left to right, or dense: prune=P (scope=layer, "
-                    "structured=true), lowrank=R (keep_io=true), quant=8 (mode=qat).")
+                    "structured=true), lowrank=R (keep_io=true), quant=8|4|2 (group=G, "
+                    "mixed=true, mode=qat), distill=WxW (tau=T, steps=N; trains a student "
+                    "on the environment, about 30 CPU s).")
     comp.add_argument("checkpoint", help="NAME.safetensors, NAME.json, or NAME")
     comp.add_argument("--spec", required=True, help="compression spec, e.g. lowrank=0.3+prune=0.5")
     comp.add_argument("--out", required=True, help="compressed file to write (.rlc.safetensors)")
     comp.add_argument("--onnx", default=None, help="also export the compressed policy as ONNX")
+    comp.add_argument("--seed", type=int, default=0,
+                      help="seed of a distillation (default 0)")
     comp.add_argument("--json", action="store_true", help="print JSON")
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint's or compressed file's policy",

@@ -45,6 +45,10 @@ def compress(model: nn.Module, spec: Spec | tuple[Spec, ...] | str) -> nn.Module
     """
     specs = as_specs(spec)
     for s in specs:
+        if s.method == "distill":
+            raise ValueError(f"{format_spec(s)} trains a student on the environment, which a "
+                             "network alone cannot: use rlcomp.retrain.pipeline."
+                             "compressed_policy (or the rlcomp compress command)")
         if type(s) not in COMPRESSORS:
             raise ValueError(f"no compressor for {format_spec(s)} yet")
     out = copy.deepcopy(model)

@@ -9,6 +9,9 @@ is no compression. ``parse(str(spec)) == spec`` for every spec.
   ``schedule=gradual`` reaches P gradually while fine-tuning (the last step of a spec).
 - ``lowrank=R`` (0 <= R < 1): each Linear layer of full rank ``r`` keeps rank
   ``max(1, ceil((1 - R) * r))`` of its SVD; ``keep_io=true`` leaves the first and last layer whole.
+- ``distill=64x64``: a new MLP student with these hidden widths, trained to act like the network
+  so far (the teacher); ``tau=T`` (default 0.01), ``steps=N`` environment steps (default 200,000).
+  Not a pure transform: the retraining layer runs it (``compress`` refuses it).
 - ``quant=B`` (B in 8, 4, 2): B-bit symmetric weights (int8 biases), a scale per output channel;
   ``group=G`` a scale per G consecutive inputs of each row instead; ``mixed=true`` keeps the first
   and last layers at 8 bits; ``mode=qat`` for fake quantization during (fine-)training.
@@ -126,10 +129,52 @@ class QuantSpec:
             raise ValueError(f"quant mode must be ptq or qat, got {self.mode!r}")
 
 
-Spec = PruneSpec | LowRankSpec | QuantSpec
+DISTILL_STEPS = 200_000
+"""Environment steps of a distillation budget by default (:mod:`rlcomp.retrain.distill`)."""
+
+
+@dataclass(frozen=True)
+class DistillSpec:
+    """Distillation into a new, smaller MLP student (run by :mod:`rlcomp.retrain.distill`).
+
+    Not a pure transform of a network: it trains the student on the environment, so
+    :func:`~rlcomp.compress.registry.compress` refuses it and the retraining layer runs it
+    (:func:`rlcomp.retrain.pipeline.compressed_policy`). Steps before it compress the teacher,
+    steps after it compress the student.
+    """
+
+    hidden: str
+    """The student's hidden widths joined by ``x``: ``64x64``, ``16x16``, ``32``."""
+    tau: float = 0.01
+    """Temperature of the teacher's softmax over Q-values (discrete actions only)."""
+    steps: int = DISTILL_STEPS
+    """Environment steps of the budget (gradient steps are one per eight of them)."""
+
+    method: ClassVar[str] = "distill"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hidden, str) or not all(
+                part.isdigit() and int(part) >= 1 for part in self.hidden.split("x")):
+            raise ValueError(f"distill needs hidden widths like 64x64, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", "x".join(str(int(p)) for p in self.hidden.split("x")))
+        if isinstance(self.tau, bool) or not isinstance(self.tau, int | float) \
+                or not (math.isfinite(self.tau) and self.tau > 0):
+            raise ValueError(f"distill tau must be a number > 0, got {self.tau!r}")
+        object.__setattr__(self, "tau", float(self.tau))
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 8:
+            raise ValueError(f"distill steps must be an integer >= 8, got {self.steps!r}")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The hidden widths as integers."""
+        return tuple(int(p) for p in self.hidden.split("x"))
+
+
+Spec = PruneSpec | LowRankSpec | QuantSpec | DistillSpec
 """One compression step."""
 
-SPEC_TYPES: dict[str, type] = {"prune": PruneSpec, "lowrank": LowRankSpec, "quant": QuantSpec}
+SPEC_TYPES: dict[str, type] = {"prune": PruneSpec, "lowrank": LowRankSpec, "quant": QuantSpec,
+                               "distill": DistillSpec}
 """Spec class of each method name."""
 
 METHODS = tuple(SPEC_TYPES)
@@ -137,7 +182,8 @@ METHODS = tuple(SPEC_TYPES)
 
 _DEFAULTS = {"prune": {"scope": "global", "structured": False, "schedule": "oneshot"},
              "lowrank": {"keep_io": False},
-             "quant": {"group": 0, "mixed": False, "mode": "ptq"}}
+             "quant": {"group": 0, "mixed": False, "mode": "ptq"},
+             "distill": {"tau": 0.01, "steps": DISTILL_STEPS}}
 
 
 def _format_value(value: object) -> str:
@@ -236,14 +282,14 @@ def canonical_spec(spec: str | Spec | tuple[Spec, ...]) -> str:
     return format_spec(spec)
 
 
-_ABSENT_LEVEL = {"prune": 0.0, "lowrank": 0.0, "quant": math.nan}
+_ABSENT_LEVEL = {"prune": 0.0, "lowrank": 0.0, "quant": math.nan, "distill": math.nan}
 
 
 def _variant(spec: Spec) -> str:
     """``prune``, or the method with its non-default options: ``prune[layer,structured]``.
 
-    A boolean option shows as its name, a number as ``name=value`` (``quant[group=32,mixed]``),
-    text as its value.
+    A boolean option shows as its name, a number as ``name=value`` (``quant[group=32,mixed]``,
+    ``distill[tau=0.1]``), text as its value.
     """
     options = []
     for f in fields(spec)[1:]:
@@ -252,11 +298,18 @@ def _variant(spec: Spec) -> str:
             continue
         if isinstance(value, bool):
             options.append(f.name)
-        elif isinstance(value, int):
-            options.append(f"{f.name}={value}")
+        elif isinstance(value, int | float):
+            options.append(f"{f.name}={value:g}")
         else:
             options.append(str(value))
     return f"{spec.method}[{','.join(options)}]" if options else spec.method
+
+
+def _numeric_level(spec: Spec) -> float:
+    """A step's level as a number; a distillation's is its student's first hidden width."""
+    if isinstance(spec, DistillSpec):
+        return float(spec.sizes[0])
+    return float(getattr(spec, fields(spec)[0].name))
 
 
 def spec_columns(spec: str | Spec | tuple[Spec, ...]) -> dict[str, str | float]:
@@ -264,13 +317,14 @@ def spec_columns(spec: str | Spec | tuple[Spec, ...]) -> dict[str, str | float]:
 
     - ``method``: ``dense``; a method name with its non-default options in brackets (``prune``,
       ``prune[layer]``, ``prune[structured]``, ``lowrank[keep_io]``, ``quant[qat]``,
-      ``quant[group=32,mixed]``); or, for a
-      composition, the steps' names joined by ``+`` (``lowrank+prune``).
-    - ``level``: the single step's level (prune amount, lowrank reduction, quant bits); 0 for
-      dense; NaN for a composition.
-    - one column per method (``prune``, ``lowrank``, ``quant``): that method's level in the spec,
-      whatever its options. Absent prune or lowrank is 0 (the same network as no step); absent
-      quant is NaN (full precision has no bit count here); a method used twice is NaN.
+      ``quant[group=32,mixed]``, ``distill[tau=0.1]``); or, for a composition, the steps'
+      names joined by ``+`` (``lowrank+prune``).
+    - ``level``: the single step's level (prune amount, lowrank reduction, quant bits, a
+      distilled student's first hidden width); 0 for dense; NaN for a composition.
+    - one column per method (``prune``, ``lowrank``, ``quant``, ``distill``): that method's level
+      in the spec, whatever its options. Absent prune or lowrank is 0 (the same network as no
+      step); absent quant or distill is NaN (full precision has no bit count, the teacher no
+      student); a method used twice is NaN.
 
     Example: ``lowrank=0.3+prune=0.5`` gives ``method="lowrank+prune"``, ``level=nan``,
     ``prune=0.5``, ``lowrank=0.3``, ``quant=nan``.
@@ -278,7 +332,7 @@ def spec_columns(spec: str | Spec | tuple[Spec, ...]) -> dict[str, str | float]:
     specs = parse_spec(spec) if isinstance(spec, str) else spec
     if not isinstance(specs, tuple):
         specs = (specs,)
-    levels = [float(getattr(s, fields(s)[0].name)) for s in specs]
+    levels = [_numeric_level(s) for s in specs]
     columns: dict[str, str | float] = {
         "method": "+".join(_variant(s) for s in specs) or "dense",
         "level": levels[0] if len(specs) == 1 else (0.0 if not specs else math.nan),

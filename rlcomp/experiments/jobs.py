@@ -1,4 +1,7 @@
-"""One sweep job, run in a worker: load, compress, (fine-tune), evaluate and measure.
+"""One sweep job, run in a worker: load, compress (distil), (fine-tune), evaluate and measure.
+
+The spec runs through :func:`rlcomp.retrain.pipeline.compressed_policy`: a distillation step
+trains its student with the training seed, so each agent's student is the same in every sweep.
 
 A job of the spec ``random`` evaluates uniformly random actions instead (the anchor of normalized
 returns). The optional probes: latencies (eager and ONNX), the isolated footprint and the policy's
@@ -16,15 +19,12 @@ ship it back to the driver, which alone writes the store.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import tempfile
 import time
 from pathlib import Path
 
 from rlcomp.checkpoint import Checkpoint, load_checkpoint, policy_from_checkpoint
-from rlcomp.compress import compress
-from rlcomp.compress.specs import parse_spec
 from rlcomp.compress.storage import compressed_file_bytes
 from rlcomp.envs import configure_torch, set_seed
 from rlcomp.experiments.store import RANDOM_POLICY
@@ -33,7 +33,7 @@ from rlcomp.policy import RandomPolicy
 from rlcomp.probes.cost import decision_cost
 from rlcomp.probes.size import model_size, theoretical_bytes
 from rlcomp.provenance import provenance
-from rlcomp.retrain.finetune import finetune, split_gradual
+from rlcomp.retrain.pipeline import compressed_policy
 from rlcomp.rollout import EvalResult, evaluate_policy
 
 
@@ -92,19 +92,10 @@ def run_job(job: Job) -> dict:
         raise JobError(f"{job.checkpoint} changed since the sweep was planned (digest differs)")
     if job.spec == RANDOM_POLICY:
         return _random_job(job, ckpt.env_id, started)
-    policy = policy_from_checkpoint(ckpt)
     set_seed(job.eval_seed)
-    # A gradual pruning step runs while fine-tuning; without fine-tuning it prunes at once.
-    before, gradual = split_gradual(parse_spec(job.spec)) if job.finetune else ((), None)
-    compress_start = time.process_time()
-    net = compress(policy.net, before if gradual is not None else job.spec)
-    compress_cpu_seconds = time.process_time() - compress_start
-    finetune_costs: dict = {}
-    if job.finetune:
-        tuned = finetune(ckpt, net, job.finetune["steps"], seed=job.train_seed, gradual=gradual)
-        net = tuned.net
-        finetune_costs = {f"finetune_{k}": v for k, v in tuned.to_dict().items()}
-    policy = dataclasses.replace(policy, net=net.eval())
+    made = compressed_policy(ckpt, job.spec, seed=job.train_seed,
+                             finetune_steps=job.finetune["steps"] if job.finetune else 0)
+    policy = made.policy
 
     result = evaluate_policy(policy, ckpt.env_id, job.probe["episodes"], job.eval_seed)
     summary = result.summary()
@@ -116,8 +107,7 @@ def run_job(job: Job) -> dict:
         "ram_percent": result.ram_percent, "rss_bytes": result.rss_bytes,
         "rss_peak_bytes": result.rss_peak_bytes, "resource_samples": result.resource_samples,
     }
-    metrics["compress_cpu_seconds"] = compress_cpu_seconds
-    metrics.update(finetune_costs)
+    metrics.update(made.costs)
     metrics.update({k: float(v) for k, v in model_size(policy.net).to_dict().items()})
     blob = compressed_file_bytes(policy, {"env_id": ckpt.env_id, "algo": ckpt.algo,
                                           "spec": job.spec, "source": ckpt.name,

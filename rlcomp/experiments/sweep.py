@@ -42,7 +42,7 @@ import yaml
 
 from rlcomp.compress.specs import format_spec, parse_spec
 from rlcomp.experiments.store import RANDOM_POLICY
-from rlcomp.retrain.finetune import split_gradual
+from rlcomp.retrain.pipeline import check_spec
 
 KEYS = {"checkpoints", "specs", "episodes", "eval_seeds", "finetune", "probes"}
 REQUIRED = ("checkpoints", "specs", "episodes", "eval_seeds")
@@ -194,7 +194,7 @@ def _grid_specs(grid: object, where, problems: list[str]) -> list[str]:
         text = "+".join(t for t in combo if t) or "dense"
         parsed = parse_spec(text)
         try:
-            split_gradual(parsed)
+            check_spec(parsed)
         except ValueError as exc:
             problems.append(f"{where('specs')}: {exc} (grid combination {text})")
             return []
@@ -318,7 +318,7 @@ def sweep_from_mapping(data: object, path: str | Path = "<sweep>",
             else:
                 try:
                     parsed = parse_spec(str(item))
-                    split_gradual(parsed)
+                    check_spec(parsed)
                     found = [format_spec(parsed)]
                 except (TypeError, ValueError) as exc:
                     problems.append(f"{line}: {exc}")
