@@ -5,11 +5,11 @@
     python -m rlcomp.verdicts_check [--profile full] [--store PATH] [--workers N]
                                     [--against book/data/verdicts.csv] [--out FILE]
 
-It runs the sweeps of every chapter (the measurement part of the book) into a fresh, empty
-results store (a temporary one unless ``--store`` names a file that does not exist yet), measures
-every claim on every environment (:func:`rlcomp.analysis.verdict_table.all_claims`) and prints one
-line per claim, environment and measure: the committed verdict, the new one, and both estimates,
-with ``CHANGED`` where the verdict differs. The last line says how many changed.
+It runs the sweeps of every chapter with claims (the measurement part of the book) into a fresh,
+empty results store (a temporary one unless ``--store`` names a file that does not exist yet),
+measures every claim on every environment (:func:`rlcomp.analysis.verdict_table.all_claims`) and
+prints one line per claim, environment and measure: the committed verdict, the new one, and both
+estimates, with ``CHANGED`` where the verdict differs. The last line says how many changed.
 
 Exit codes: 0 when no verdict changed, 1 when some did (or a row is missing on either side), 2
 for a mistake in the request (an existing ``--store``, a missing committed table).
@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from rlcomp.analysis.book_data import csv_bytes
-from rlcomp.analysis.verdict_table import VERDICT_COLUMNS, all_claims, verdicts_frame
+from rlcomp.analysis.verdict_table import ENTRIES, VERDICT_COLUMNS, all_claims, verdicts_frame
 from rlcomp.experiments.plans import BOOK_DATA, CHAPTERS, PROFILE_SETTINGS, chapter_results
 from rlcomp.files import atomic_write
 
@@ -41,9 +41,14 @@ EXIT_USAGE = 2
 
 
 def measure_verdicts(profile: str, store: str | Path, workers: int | None = None) -> pd.DataFrame:
-    """Every chapter's sweep run into ``store``, and the verdict table measured on it."""
+    """The sweeps of the chapters the verdicts read, run into ``store``, and the verdict table.
+
+    Chapters without claims (the measurements beyond the poster) are not run.
+    """
+    claimed = {entry.chapter for entry in ENTRIES}
     frames = {chapter: chapter_results(chapter, profile, store=str(store),
-                                       workers=workers).frame for chapter in CHAPTERS}
+                                       workers=workers).frame
+              for chapter in CHAPTERS if chapter in claimed}
     return verdicts_frame(all_claims(frames))
 
 
