@@ -54,7 +54,12 @@ from myst_nb import glue
 
 from rlcomp.analysis.book_data import write_book_data
 from rlcomp.analysis.verdict_table import all_claims, claims_html, portable_claims
-from rlcomp.experiments.plans import BOOK_DATA, CHAPTERS, chapter_results, default_store
+from rlcomp.experiments.plans import (
+    BOOK_DATA,
+    POSTER_CHAPTERS,
+    chapter_results,
+    default_store,
+)
 from rlcomp.experiments.store import ResultStore
 
 # %% tags=["parameters"]
@@ -71,7 +76,7 @@ data_dir = None  # where results.csv and verdicts.csv go; None: book/data in the
 frames = {chapter: chapter_results(chapter, profile, envs=envs, train_seeds=train_seeds,
                                    episodes=episodes, levels=levels, store=store,
                                    workers=workers).frame
-          for chapter in CHAPTERS}
+          for chapter in POSTER_CHAPTERS}
 results = all_claims(frames)
 data_dir = data_dir or (BOOK_DATA if profile == "full" else None)
 if data_dir:

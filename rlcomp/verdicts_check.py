@@ -30,7 +30,12 @@ import pandas as pd
 
 from rlcomp.analysis.book_data import csv_bytes
 from rlcomp.analysis.verdict_table import ENTRIES, VERDICT_COLUMNS, all_claims, verdicts_frame
-from rlcomp.experiments.plans import BOOK_DATA, CHAPTERS, PROFILE_SETTINGS, chapter_results
+from rlcomp.experiments.plans import (
+    BOOK_DATA,
+    POSTER_CHAPTERS,
+    PROFILE_SETTINGS,
+    chapter_results,
+)
 from rlcomp.files import atomic_write
 
 KEYS = ["claim", "env", "measure"]
@@ -48,7 +53,7 @@ def measure_verdicts(profile: str, store: str | Path, workers: int | None = None
     claimed = {entry.chapter for entry in ENTRIES}
     frames = {chapter: chapter_results(chapter, profile, store=str(store),
                                        workers=workers).frame
-              for chapter in CHAPTERS if chapter in claimed}
+              for chapter in POSTER_CHAPTERS if chapter in claimed}
     return verdicts_frame(all_claims(frames))
 
 

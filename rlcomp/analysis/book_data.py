@@ -6,6 +6,9 @@
   extensions, library versions).
 - ``verdicts.csv``: one row per claim, environment and measure
   (:data:`rlcomp.analysis.verdict_table.VERDICT_COLUMNS`).
+- ``frontier.csv``: chapter 06's smallest model per environment and method family that keeps 95%
+  of the dense agent's normalized return (:data:`rlcomp.analysis.frontier.FRONTIER_COLUMNS`),
+  written with :func:`csv_bytes` by :func:`rlcomp.analysis.frontier.write_frontier`.
 
 Files are written whole or not at all (:func:`rlcomp.files.atomic_write`), with rows in a fixed
 order and floats in ``repr`` form, so the same results give the same bytes.

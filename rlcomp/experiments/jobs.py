@@ -7,7 +7,9 @@ A job of the spec ``random`` evaluates uniformly random actions instead (the anc
 returns). The optional probes: latencies (eager and ONNX), the isolated footprint and the policy's
 time per decision over the dense policy's; the last two only for naive models (fine-tuning keeps
 the layers and storage they depend on). The multiply-accumulates and weight bytes of a decision
-are always counted.
+are always counted, and so are the sizes of the compressed file: ``bytes``, the whole file, and
+``model_bytes``, its tensor payload (the file without its safetensors header: everything the
+policy needs, as stored; DESIGN.md's *model bytes*).
 
 Fine-tuning (``finetune: {steps: N}``) continues the agent's own algorithm for N environment steps
 with the fine-tuning seed equal to the training seed, so each training seed's agent is fine-tuned
@@ -40,6 +42,14 @@ from rlcomp.rollout import EvalResult, evaluate_policy
 @functools.cache
 def _provenance() -> dict:
     return provenance()
+
+
+def payload_bytes(blob: bytes) -> int:
+    """The tensor payload of a safetensors file's bytes: the file without its header.
+
+    The first 8 bytes hold the header's length (little-endian); the header follows them.
+    """
+    return len(blob) - 8 - int.from_bytes(blob[:8], "little")
 
 
 class JobError(RuntimeError):
@@ -113,6 +123,7 @@ def run_job(job: Job) -> dict:
                                           "spec": job.spec, "source": ckpt.name,
                                           "source_digest": ckpt.digest})
     metrics["bytes"] = len(blob)
+    metrics["model_bytes"] = payload_bytes(blob)
     metrics["theoretical_bytes"] = theoretical_bytes(policy.net)
     metrics.update(decision_cost(policy.net).metrics())
 
