@@ -234,25 +234,26 @@ def test_one_store_shared_by_threads(tmp_path):
 NAN = math.nan
 
 
+def cols(method, level, prune, lowrank, quant, distill=NAN):
+    """spec_columns' expected answer, in its column order."""
+    return {"method": method, "level": level, "prune": prune, "lowrank": lowrank, "quant": quant,
+            "distill": distill}
+
+
 @pytest.mark.parametrize("spec, expected", [
-    ("dense", {"method": "dense", "level": 0.0, "prune": 0.0, "lowrank": 0.0, "quant": NAN}),
-    ("prune=0.5", {"method": "prune", "level": 0.5, "prune": 0.5, "lowrank": 0.0, "quant": NAN}),
-    ("prune=0.5,scope=layer",
-     {"method": "prune[layer]", "level": 0.5, "prune": 0.5, "lowrank": 0.0, "quant": NAN}),
+    ("dense", cols("dense", 0.0, 0.0, 0.0, NAN)),
+    ("prune=0.5", cols("prune", 0.5, 0.5, 0.0, NAN)),
+    ("prune=0.5,scope=layer", cols("prune[layer]", 0.5, 0.5, 0.0, NAN)),
     ("prune=0.25,scope=layer,structured=true",
-     {"method": "prune[layer,structured]", "level": 0.25, "prune": 0.25, "lowrank": 0.0,
-      "quant": NAN}),
-    ("lowrank=0.3,keep_io=true",
-     {"method": "lowrank[keep_io]", "level": 0.3, "prune": 0.0, "lowrank": 0.3, "quant": NAN}),
-    ("lowrank=0.3+prune=0.5",
-     {"method": "lowrank+prune", "level": NAN, "prune": 0.5, "lowrank": 0.3, "quant": NAN}),
-    ("quant=8", {"method": "quant", "level": 8.0, "prune": 0.0, "lowrank": 0.0, "quant": 8.0}),
-    ("quant=8,mode=qat",
-     {"method": "quant[qat]", "level": 8.0, "prune": 0.0, "lowrank": 0.0, "quant": 8.0}),
-    ("prune=0.2+prune=0.3",
-     {"method": "prune+prune", "level": NAN, "prune": NAN, "lowrank": 0.0, "quant": NAN}),
-    ((LowRankSpec(0.3), PruneSpec(0.5)),
-     {"method": "lowrank+prune", "level": NAN, "prune": 0.5, "lowrank": 0.3, "quant": NAN}),
+     cols("prune[layer,structured]", 0.25, 0.25, 0.0, NAN)),
+    ("lowrank=0.3,keep_io=true", cols("lowrank[keep_io]", 0.3, 0.0, 0.3, NAN)),
+    ("lowrank=0.3+prune=0.5", cols("lowrank+prune", NAN, 0.5, 0.3, NAN)),
+    ("quant=8", cols("quant", 8.0, 0.0, 0.0, 8.0)),
+    ("quant=8,mode=qat", cols("quant[qat]", 8.0, 0.0, 0.0, 8.0)),
+    ("prune=0.2+prune=0.3", cols("prune+prune", NAN, NAN, 0.0, NAN)),
+    ("distill=16x16+quant=4,mixed=true", cols("distill+quant[mixed]", NAN, 0.0, 0.0, 4.0, 16.0)),
+    ("distill=8,tau=0.1", cols("distill[tau=0.1]", 8.0, 0.0, 0.0, NAN, 8.0)),
+    ((LowRankSpec(0.3), PruneSpec(0.5)), cols("lowrank+prune", NAN, 0.5, 0.3, NAN)),
 ])
 def test_spec_columns(spec, expected):
     columns = spec_columns(spec)
@@ -298,6 +299,7 @@ def test_load_is_the_tidy_frame(tmp_path):
         "prune": [0.0, 0.0, 0.0, 0.0, 0.5],
         "lowrank": [0.0, 0.0, 0.0, 0.0, 0.3],
         "quant": [8.0, 8.0, NAN, NAN, NAN],
+        "distill": [NAN] * 5,
         "key": [keys[0], keys[0], keys[1], keys[1], keys[2]],
     })
     with hand_made_store(tmp_path / "r.sqlite") as store:
