@@ -1,12 +1,11 @@
 """Gradual magnitude pruning while fine-tuning: the cubic schedule, exact target sparsity."""
 
-import functools
-
 import pytest
 import torch
+from test_finetune import DDQN, PG, STEPS, checkpoint
 from torch import nn
 
-from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
+from rlcomp.checkpoint import policy_from_checkpoint
 from rlcomp.compress import compress
 from rlcomp.compress.prune import weight_layers
 from rlcomp.compress.specs import PruneSpec, parse_spec
@@ -18,15 +17,6 @@ from rlcomp.retrain.finetune import (
     finetune,
     split_gradual,
 )
-
-DDQN = "checkpoints/LunarLander-v3__ddqn__0"
-PG = "checkpoints/HalfCheetah-v5__pg__0"
-STEPS = 300
-
-
-@functools.cache
-def checkpoint(name):
-    return load_checkpoint(name)
 
 
 def zeros(net: nn.Module) -> list[int]:

@@ -1,25 +1,17 @@
 """The whole pipeline of a spec: pure steps, distillation, gradual pruning, fine-tuning."""
 
-import functools
-
 import numpy as np
 import pytest
 import torch
+from test_finetune import DDQN, PG, checkpoint
 from torch import nn
 
-from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
+from rlcomp.checkpoint import policy_from_checkpoint
 from rlcomp.compress import QuantizedLinear, compress
 from rlcomp.compress.specs import parse_spec
 from rlcomp.retrain.pipeline import check_spec, compressed_policy, split_distill
 
-DDQN = "checkpoints/LunarLander-v3__ddqn__0"
-PG = "checkpoints/HalfCheetah-v5__pg__0"
 SMALL = "steps=2000"
-
-
-@functools.cache
-def checkpoint(name):
-    return load_checkpoint(name)
 
 
 def same_weights(a: nn.Module, b: nn.Module) -> bool:

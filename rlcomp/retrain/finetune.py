@@ -122,19 +122,19 @@ def compressed_target(net: nn.Module) -> nn.Module:
 class PruningMask:
     """Holds the zeros of every Linear weight (factors included) fixed while a network trains.
 
-    The mask is taken when the object is made: every weight that is zero then stays zero. After
+    The mask is taken when the object is made: every weight that is zero then stays zero (with
+    ``every_layer``, every Linear layer gets a mask, for masks that grow later). After
     :meth:`attach`, masked gradients are zeroed during the backward pass (before any clipping);
     :meth:`apply` sets the masked weights to zero again, and the training loop calls it after every
     optimizer step (its ``after_optimizer_step`` hook).
     """
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, every_layer: bool = False) -> None:
         self.masks: list[tuple[nn.Parameter, torch.Tensor]] = []
-        for module in net.modules():
-            if isinstance(module, nn.Linear):
-                weight = module.weight
-                if bool((weight == 0).any()):
-                    self.masks.append((weight, (weight != 0).to(weight.dtype)))
+        for module in weight_layers(net):
+            weight = module.weight
+            if every_layer or bool((weight == 0).any()):
+                self.masks.append((weight, (weight != 0).to(weight.dtype)))
         self._handles: list = []
 
     def apply(self) -> None:
@@ -177,9 +177,8 @@ class GradualPruning(PruningMask):
     """
 
     def __init__(self, net: nn.Module, spec: PruneSpec, steps: int) -> None:
+        super().__init__(net, every_layer=True)
         self.layers = weight_layers(net)
-        self.masks = [(m.weight, (m.weight != 0).to(m.weight.dtype)) for m in self.layers]
-        self._handles = []
         self.spec, self.steps = spec, steps
         self.env_steps = 0
         self._every = max(1.0, GRADUAL_END * steps / GRADUAL_EVENTS)

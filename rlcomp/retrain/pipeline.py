@@ -88,14 +88,14 @@ def compressed_policy(ckpt: Checkpoint, spec: Spec | tuple[Spec, ...] | str, *, 
     specs = as_specs(spec)
     check_spec(specs)
     before, student, after = split_distill(specs)
-    rest, gradual = split_gradual(after if student else before) if finetune_steps else (
-        after if student else before, None)
+    head, tail = (before, after) if student is not None else ((), specs)
+    tail, gradual = split_gradual(tail) if finetune_steps else (tail, None)
     policy = policy_from_checkpoint(ckpt)
     costs: dict[str, float] = {}
     started = time.process_time()
-    net = compress(policy.net, before if student else rest)
+    net = compress(policy.net, head)
+    compress_seconds = time.process_time() - started
     if student is not None:
-        costs["compress_cpu_seconds"] = time.process_time() - started
         config = DistillConfig(env_steps=student.steps, tau=student.tau,
                                gradient_steps=max(1, round(student.steps
                                                            * GRADIENT_STEPS_PER_ENV_STEP)))
@@ -103,10 +103,10 @@ def compressed_policy(ckpt: Checkpoint, spec: Spec | tuple[Spec, ...] | str, *, 
                          seed=seed, config=config)
         costs.update({f"distill_{k}": float(v) for k, v in result.to_dict().items()
                       if v is not None})
-        started = time.process_time()
-        net = compress(result.net, rest)
-    costs["compress_cpu_seconds"] = costs.get("compress_cpu_seconds", 0.0) + (
-        time.process_time() - started)
+        net = result.net
+    started = time.process_time()
+    net = compress(net, tail)
+    costs["compress_cpu_seconds"] = compress_seconds + time.process_time() - started
     if finetune_steps:
         tuned = finetune(ckpt, net, finetune_steps, seed=seed, gradual=gradual)
         net = tuned.net
