@@ -35,8 +35,12 @@
 #   decision as a ratio to dense, from interleaved A/B runs in a fresh process pinned to one core
 #   with one thread, and the isolated footprint (resident bytes of a fresh process that loads only
 #   the model, minus the same process without it). The study's own measures (evaluation wall time,
-#   CPU %, RAM %) are tested too and marked *environment-dominated*: the simulator's time and
-#   memory make most of them.
+#   CPU %, RAM %) are measured by the same rules and marked *environment-dominated*: the
+#   simulator's time and memory make most of them, and they drift with the machine between runs
+#   (load, clock frequency, page cache) in a way the interval over seeds does not hold: repeated
+#   runs on one machine moved some of their verdicts while every verdict on returns, the policy's
+#   own time, footprints and sizes held. So they are **not judged**: the table shows what the
+#   rule reads on this run, and no verdict rests on it.
 # - **Every margin** (what counts as "unchanged", "minor", "much more", "around 30%") is a constant
 #   of `rlcomp/analysis/claims.py` (`MARGINS`), fixed before the full-profile data was read; the
 #   rule column quotes it.

@@ -9,7 +9,10 @@ It runs the sweeps of every chapter with claims (the measurement part of the boo
 empty results store (a temporary one unless ``--store`` names a file that does not exist yet),
 measures every claim on every environment (:func:`rlcomp.analysis.verdict_table.all_claims`) and
 prints one line per claim, environment and measure: the committed verdict, the new one, and both
-estimates, with ``CHANGED`` where the verdict differs. The last line says how many changed.
+estimates, with ``CHANGED`` where the verdict differs. The last line says how many changed. An
+environment-dominated measure's verdict is ``not judged`` on every run; its line also shows the
+rule's reading on both runs (column ``reading``), which may move with the machine and does not
+count as a change.
 
 Exit codes: 0 when no verdict changed, 1 when some did (or a row is missing on either side), 2
 for a mistake in the request (an existing ``--store``, a missing committed table).
@@ -68,8 +71,8 @@ def verdict_diff(committed: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFram
     for name, side in (("committed", committed), ("measured", measured)):
         if side.duplicated(KEYS).any():
             raise ValueError(f"the {name} table has repeated (claim, env, measure) rows")
-    both = committed[[*KEYS, "estimate", "verdict"]].merge(
-        measured[[*KEYS, "estimate", "verdict"]], on=KEYS, how="outer",
+    both = committed[[*KEYS, "estimate", "verdict", "reading"]].merge(
+        measured[[*KEYS, "estimate", "verdict", "reading"]], on=KEYS, how="outer",
         suffixes=("_committed", "_measured"), indicator=True)
     both["changed"] = (both["_merge"] != "both") | (both["verdict_committed"]
                                                     != both["verdict_measured"])
@@ -80,8 +83,13 @@ def _line(row: pd.Series) -> str:
     flag = "CHANGED " if row["changed"] else "same    "
     old = "(absent)" if pd.isna(row["verdict_committed"]) else row["verdict_committed"]
     new = "(absent)" if pd.isna(row["verdict_measured"]) else row["verdict_measured"]
+    readings = ""
+    if row["reading_committed"] != row["verdict_committed"] or (row["reading_measured"]
+                                                                != row["verdict_measured"]):
+        readings = f"; reading {row['reading_committed']} -> {row['reading_measured']}"
     return (f"{flag}{row['claim']} | {row['env']} | {row['measure']}: {old} -> {new} "
-            f"(estimate {row['estimate_committed']:.4g} -> {row['estimate_measured']:.4g})")
+            f"(estimate {row['estimate_committed']:.4g} -> {row['estimate_measured']:.4g}"
+            f"{readings})")
 
 
 def _parser() -> argparse.ArgumentParser:

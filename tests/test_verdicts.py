@@ -20,6 +20,7 @@ from rlcomp.analysis.claims import MARGINS, combined_verdict, per_environment
 from rlcomp.analysis.verdict_rules import (
     CONFIRMED,
     ENVIRONMENT_DEPENDENT,
+    NOT_JUDGED,
     NOT_RESOLVED,
     REFUTED,
     verdict_at_most,
@@ -135,7 +136,8 @@ def test_quant_cpu_percent_is_marked_environment_dominated(tmp_path):
     frame = build(tmp_path, specs)
     result = per_environment(functools.partial(claims.quant_cpu_ram, metric="cpu_percent"),
                              frame)[0]
-    assert result.environment_dominated and result.verdict == CONFIRMED
+    assert result.environment_dominated and result.reading == CONFIRMED
+    assert result.verdict == NOT_JUDGED
 
 
 @pytest.mark.parametrize(("rise", "expected"), [(5.0, CONFIRMED), (0.5, NOT_RESOLVED),
@@ -176,7 +178,7 @@ def test_evaltime_drop_is_located_around_30_percent(tmp_path, drop_at, expected)
     frame = build(tmp_path, specs)
     result = per_environment(claims.evaltime_drop_30, frame)[0]
     assert result.measured.estimate == (100.0 if expected == CONFIRMED else 0.0)
-    assert result.verdict == expected
+    assert result.reading == expected
 
 
 def test_a_small_fall_at_30_percent_is_not_sharp(tmp_path):
@@ -185,7 +187,7 @@ def test_a_small_fall_at_30_percent_is_not_sharp(tmp_path):
         specs[(f"lowrank={lowrank:g}", False)] = lambda e, s, v=lowrank: {
             "eval_seconds": 9.5 if v >= 0.3 else 10.0}  # 5% < the 10% margin
     frame = build(tmp_path, specs)
-    assert per_environment(claims.evaltime_drop_30, frame)[0].verdict == REFUTED
+    assert per_environment(claims.evaltime_drop_30, frame)[0].reading == REFUTED
 
 
 @pytest.mark.parametrize(("rank_effect", "expected"), [(-50.0, CONFIRMED), (-8.0, REFUTED)])
@@ -245,7 +247,7 @@ def test_finetune_deviation_at_a_given_eval_time(tmp_path, scale, expected):
             "normalized": 50 + scale * offsets[i] * (1 + 0.01 * s), "eval_seconds": 10.0 + i}
     frame = build(tmp_path, specs)
     result = per_environment(claims.finetune_deviation, frame)[0]
-    assert result.verdict == expected
+    assert result.reading == expected
     assert result.measured.n_seeds == len(SEEDS)
 
 
@@ -276,8 +278,8 @@ def test_return_evaltime_correlation(tmp_path):
             "normalized": 90.0 - 20 * i, "eval_seconds": 10.0 - i + 0.01 * s * (i % 2)}
     frame = build(tmp_path, specs)
     result = per_environment(claims.return_evaltime, frame)[0]
-    assert result.measured.estimate > 0.9 and result.verdict == CONFIRMED
-    assert result.environment_dominated
+    assert result.measured.estimate > 0.9 and result.reading == CONFIRMED
+    assert result.environment_dominated and result.verdict == NOT_JUDGED
 
 
 # Over both environments ---------------------------------------------------------------------
@@ -334,6 +336,10 @@ def test_verdict_table_has_a_row_per_claim_environment_and_measure(study, tmp_pa
                  & (table["measure"] == "policy time per decision")]
     assert time["estimate"].tolist() == pytest.approx([100.0, 100.0])
     assert time["verdict"].tolist() == [REFUTED, REFUTED]
+    assert (table["verdict"] == table["reading"]).sum() == len(table) - 4
+    ram = table[(table["claim"] == "quant-cpu-ram") & (table["measure"] == "RAM %")]
+    assert ram["verdict"].tolist() == [NOT_JUDGED, NOT_JUDGED]
+    assert "not judged (this run reads" in page
 
 
 def test_claim_markdown_gives_each_environment_and_the_combined_verdict(study):

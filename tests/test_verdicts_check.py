@@ -7,10 +7,13 @@ from rlcomp import verdicts_check
 from rlcomp.analysis.verdict_table import VERDICT_COLUMNS
 
 
-def table(verdicts: list[str]) -> pd.DataFrame:
+def table(verdicts: list[str], readings: list[str] | None = None) -> pd.DataFrame:
+    readings = readings or verdicts
     rows = [{"claim": "quant-storage", "env": env, "measure": "file bytes", "estimate": -74.0,
-             "ci_low": -74.0, "ci_high": -74.0, "n_seeds": 5, "margin": 50.0, "verdict": v}
-            for env, v in zip(("LunarLander-v3", "HalfCheetah-v5"), verdicts, strict=True)]
+             "ci_low": -74.0, "ci_high": -74.0, "n_seeds": 5, "margin": 50.0, "verdict": v,
+             "reading": r}
+            for env, v, r in zip(("LunarLander-v3", "HalfCheetah-v5"), verdicts, readings,
+                                 strict=True)]
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
 
 
@@ -37,6 +40,17 @@ def test_exit_code_and_lines_say_what_changed(committed, monkeypatch, capsys, me
     assert out[-1].startswith(f"{changed} of 2 verdicts changed")
     assert sum(line.startswith("CHANGED") for line in out) == changed
     assert seen["profile"] == "smoke" and seen["store"].endswith("results.sqlite")
+
+
+def test_a_not_judged_rows_reading_is_shown_but_is_no_change(monkeypatch, tmp_path, capsys):
+    path = tmp_path / "verdicts.csv"
+    table(["not judged", "refuted"], ["refuted", "refuted"]).to_csv(path, index=False)
+    monkeypatch.setattr(verdicts_check, "measure_verdicts", lambda profile, store, workers:
+                        table(["not judged", "refuted"], ["not resolved", "refuted"]))
+    assert verdicts_check.main(["--against", str(path)]) == 0
+    lunar, cheetah = sorted(capsys.readouterr().out.splitlines()[:2], key=lambda s: "Half" in s)
+    assert "reading refuted -> not resolved" in lunar and lunar.startswith("same")
+    assert "reading" not in cheetah
 
 
 def test_a_row_missing_on_one_side_counts_as_changed():

@@ -20,9 +20,11 @@ How the measurements are made:
 - Costs are the policy's own where the poster's sentence is about the model: policy time per
   decision as the ratio to dense from interleaved A/B runs in a fresh pinned process
   (``policy_time_ratio``) and the isolated resident footprint (``isolated_footprint_bytes``).
-  The poster's own measures (evaluation wall time, RAM %) are tested too, and labelled
-  *environment-dominated* (:data:`rlcomp.rollout.ENVIRONMENT_DOMINATED`): the simulator's time
-  and memory make most of them.
+  The poster's own measures (evaluation wall time, CPU %, RAM %) are measured by the same rules
+  too, and labelled *environment-dominated* (:data:`rlcomp.rollout.ENVIRONMENT_DOMINATED`): the
+  simulator's time and memory make most of them, and they drift with the machine between runs,
+  so the rule's reading is shown (:attr:`ClaimResult.reading`) and their verdict is ``not
+  judged`` (:data:`~rlcomp.analysis.verdict_rules.NOT_JUDGED`).
 
 Every margin is a constant of this module (:data:`MARGINS`), fixed before any full-profile number
 was read, and quoted on the verdict page. How a measurement becomes a verdict is in
@@ -43,6 +45,7 @@ from rlcomp import rollout
 from rlcomp.analysis.verdict_rules import (
     CONFIRMED,
     ENVIRONMENT_DEPENDENT,
+    NOT_JUDGED,
     NOT_RESOLVED,
     REFUTED,
     describe,
@@ -198,9 +201,14 @@ class ClaimResult:
     """Whether the measure is mostly the simulator's (``rollout.ENVIRONMENT_DOMINATED``)."""
 
     @property
-    def verdict(self) -> str:
-        """The verdict by the rule."""
+    def reading(self) -> str:
+        """What the rule reads from this run's interval."""
         return verdict(self.measured, self.rule, self.threshold)
+
+    @property
+    def verdict(self) -> str:
+        """The published verdict: the reading, or ``not judged`` if environment-dominated."""
+        return NOT_JUDGED if self.environment_dominated else self.reading
 
 
 def assess(claim: Claim, measured: Interval, rule: str, threshold: float = 0.0, unit: str = "",
@@ -233,8 +241,8 @@ def per_environment(measure: Callable[[pd.DataFrame], ClaimResult],
 def combined_verdict(results: Sequence[ClaimResult]) -> str:
     """One verdict over environments.
 
-    Confirmed (or refuted) only if every environment's verdict is; ``environment-dependent`` when
-    one confirms and another refutes; otherwise not resolved.
+    Confirmed (or refuted, or not judged) only if every environment's verdict is;
+    ``environment-dependent`` when one confirms and another refutes; otherwise not resolved.
     """
     verdicts = {r.verdict for r in results}
     if len(verdicts) == 1:
@@ -676,5 +684,5 @@ def keep_io_summary(frame: pd.DataFrame) -> str:
                          f"to {100 * held:g}% rank reduction")
         lines.append(f"- **{result.env}**: {parts[0]}; {parts[1]}. Keeping the input and output "
                      f"layers adds {describe(result.measured, 'pp')} at {100 * levels[-1]:g}%: "
-                     f"**{result.verdict}**.")
+                     f"**{result.verdict}**.")  # returns: never environment-dominated
     return "\n".join(lines)

@@ -15,10 +15,11 @@ seeds (:func:`difference_ci`): by default the t interval over the paired per-see
 - ``increases`` ("X increases Y"): the mirror image, confirmed if ``low > m``, refuted if
   ``high <= m``.
 
-A measurement without seeds (NaN) is never resolved. :func:`rule_text` and :func:`describe` put a
-rule and a measurement in words. Which claim is tested by which rule and margin is in
-:mod:`rlcomp.analysis.claims`; the book's verdict table is drawn by
-:mod:`rlcomp.analysis.verdict_table`.
+A measurement without seeds (NaN) is never resolved. A measure that mostly measures the simulator
+and the machine is reported with the rule's reading but ``not judged`` (:data:`NOT_JUDGED`).
+:func:`rule_text` and :func:`describe` put a rule and a measurement in words. Which claim is
+tested by which rule and margin is in :mod:`rlcomp.analysis.claims`; the book's verdict table is
+drawn by :mod:`rlcomp.analysis.verdict_table`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ NOT_RESOLVED = "not resolved"
 
 ENVIRONMENT_DEPENDENT = "environment-dependent"
 """A claim over several environments that one confirms and another refutes."""
+
+NOT_JUDGED = "not judged"
+"""The published verdict of an environment-dominated measure (eval wall time, CPU %, RAM %).
+
+Its interval over training seeds holds the seeds' spread but not the machine's own drift between
+runs (load, frequency, page cache), which moves every job of a run together: repeated full runs on
+one machine moved some of these verdicts while none resting on returns, policy time, footprints
+or sizes moved. So the rule's reading on the run is shown beside the estimate, and no verdict
+rests on it."""
 
 
 def difference_ci(frame_a: pd.DataFrame, frame_b: pd.DataFrame, metric: str | None = "return_mean",

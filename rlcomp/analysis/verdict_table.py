@@ -138,8 +138,10 @@ def portable_claims(frames: Mapping[str, pd.DataFrame]) -> list[Verdict]:
 
 
 VERDICT_COLUMNS = ("claim", "env", "measure", "estimate", "ci_low", "ci_high", "n_seeds",
-                   "margin", "verdict")
-"""The columns of ``book/data/verdicts.csv``."""
+                   "margin", "verdict", "reading")
+"""The columns of ``book/data/verdicts.csv``: ``verdict`` is the published one, ``reading`` what
+the rule reads from this run's interval (they differ only for environment-dominated measures,
+whose verdict is ``not judged``)."""
 
 
 def verdicts_frame(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -147,7 +149,8 @@ def verdicts_frame(verdicts: list[Verdict]) -> pd.DataFrame:
     rows = [{"claim": v.result.claim.id, "env": v.result.env, "measure": v.result.measure,
              "estimate": v.result.measured.estimate, "ci_low": v.result.measured.ci_low,
              "ci_high": v.result.measured.ci_high, "n_seeds": v.result.measured.n_seeds,
-             "margin": v.result.threshold, "verdict": v.result.verdict} for v in verdicts]
+             "margin": v.result.threshold, "verdict": v.result.verdict,
+             "reading": v.result.reading} for v in verdicts]
     return pd.DataFrame.from_records(rows, columns=list(VERDICT_COLUMNS)).astype(
         {"n_seeds": "int64"})
 
@@ -155,6 +158,13 @@ def verdicts_frame(verdicts: list[Verdict]) -> pd.DataFrame:
 HEADERS = ("Claim", "Study", "Environment", "Measured (95% CI)", "Rule", "Verdict",
            "Both environments")
 """Columns of the verdict table."""
+
+
+def _verdict_text(r: ClaimResult) -> str:
+    """The published verdict, with the rule's reading on this run where it is not judged."""
+    if r.verdict == r.reading:
+        return r.verdict
+    return f"{r.verdict} (this run reads {r.reading})"
 
 
 def _measure_text(r: ClaimResult, digits: int) -> str:
@@ -195,7 +205,7 @@ def claims_html(verdicts: list[Verdict], deterministic_only: bool = False,
                  f"{html.escape(anchor)}</a>)", html.escape(r.claim.figure), html.escape(r.env),
                  html.escape(_measure_text(r, digits)),
                  html.escape(rule_text(r.rule, r.threshold, r.unit, r.confidence)),
-                 f"<strong>{html.escape(r.verdict)}</strong>",
+                 f"<strong>{html.escape(_verdict_text(r))}</strong>",
                  html.escape(combined[_group_key(v)]))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     kind = "deterministic" if deterministic_only else "all"
@@ -220,6 +230,6 @@ def claim_markdown(measure: Callable[[pd.DataFrame], ClaimResult], frame: pd.Dat
              f"**The rule**: {rule_text(first.rule, first.threshold, first.unit, first.confidence)}"
              " (margin fixed in `rlcomp/analysis/claims.py` before the data was read).", ""]
     for r in results:
-        lines.append(f"- **{r.env}**: {_measure_text(r, digits)}: **{r.verdict}**")
+        lines.append(f"- **{r.env}**: {_measure_text(r, digits)}: **{_verdict_text(r)}**")
     lines += ["", f"**Verdict over the environments**: {claims.combined_verdict(results)}."]
     return "\n".join(lines)
