@@ -18,7 +18,7 @@ import torch
 
 from rlcomp.envs import resolve_env_id
 from rlcomp.files import SafetensorsError, atomic_write, read_safetensors, safetensors_bytes
-from rlcomp.nets import ObsNormalizer, mlp
+from rlcomp.nets import ACTIVATIONS, ObsNormalizer, mlp
 from rlcomp.policy import Policy
 
 FORMAT = "rlcomp-checkpoint/1"
@@ -166,6 +166,10 @@ def _check_meta(meta: dict, json_path: Path) -> None:
     seed = meta.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise CheckpointError(f"{json_path}: seed must be an integer, got {seed!r}")
+    activation = meta.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        raise CheckpointError(f"{json_path}: activation must be one of {', '.join(ACTIVATIONS)}, "
+                              f"got {activation!r}")
 
 
 def _check_shapes(ckpt: Checkpoint) -> None:
@@ -225,22 +229,31 @@ def _check_env_fit(ckpt: Checkpoint) -> None:
 
 
 def build_net(ckpt: Checkpoint, prefix: str = "net") -> torch.nn.Sequential:
-    """The MLP stored under ``prefix`` (``net`` is the network that compression acts on)."""
-    net = mlp(ckpt.meta["architecture"][prefix])
+    """The MLP stored under ``prefix`` (``net`` is the network that compression acts on).
+
+    Its activation is the metadata's ``activation`` (``relu`` when absent, as in every checkpoint
+    our agents write).
+    """
+    net = mlp(ckpt.meta["architecture"][prefix], ckpt.meta.get("activation", "relu"))
     state = {k[len(prefix) + 1 :]: v for k, v in ckpt.tensors.items() if k.startswith(prefix + ".")}
     net.load_state_dict(state)
     return net
 
 
 def policy_from_checkpoint(ckpt: Checkpoint) -> Policy:
-    """The deterministic evaluation policy of a checkpoint (greedy or Gaussian mean)."""
+    """The deterministic evaluation policy of a checkpoint (greedy or Gaussian mean).
+
+    The action rule is the metadata's ``action`` if it has one (imported policies,
+    :mod:`rlcomp.imports`), else ``argmax`` for Double DQN and ``mean`` for policy gradient. The
+    observation normaliser's ``clip`` and ``eps`` are the metadata's ``obs_norm`` settings, if any.
+    """
     net = build_net(ckpt)
-    if ckpt.algo == "ddqn":
-        return Policy(net=net, action="argmax")
     norm = None
     if "obs_norm.mean" in ckpt.tensors:
         norm = ObsNormalizer(ckpt.tensors["obs_norm.mean"].numpy(),
-                             ckpt.tensors["obs_norm.var"].numpy())
+                             ckpt.tensors["obs_norm.var"].numpy(), **ckpt.meta.get("obs_norm", {}))
+    if ckpt.meta.get("action", "argmax" if ckpt.algo == "ddqn" else "mean") == "argmax":
+        return Policy(net=net, action="argmax", obs_norm=norm)
     bounds = ckpt.meta.get("action_bounds")
     low = np.asarray(bounds[0], dtype=np.float32) if bounds else None
     high = np.asarray(bounds[1], dtype=np.float32) if bounds else None

@@ -8,17 +8,36 @@ import numpy as np
 import torch
 from torch import nn
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+"""The activations an MLP may have between its layers, by name."""
 
-def mlp(sizes: Sequence[int]) -> nn.Sequential:
-    """A ReLU multilayer perceptron: ``mlp([8, 256, 256, 4])`` is Linear-ReLU-Linear-ReLU-Linear."""
+
+def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
+    """A multilayer perceptron: ``mlp([8, 256, 256, 4])`` is Linear-ReLU-Linear-ReLU-Linear.
+
+    Args:
+        sizes: the input width, the hidden widths and the output width.
+        activation: the layer between two Linear layers, a name in :data:`ACTIVATIONS`.
+    """
     if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
         raise ValueError(f"layer sizes must be at least two positive integers, got {list(sizes)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(int(n_in), int(n_out)))
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+def activation_name(net: nn.Module) -> str | None:
+    """The name of the first activation of :data:`ACTIVATIONS` in ``net``; None if it has none."""
+    for module in net.modules():
+        for name, cls in ACTIVATIONS.items():
+            if type(module) is cls:
+                return name
+    return None
 
 
 class RunningMeanStd:

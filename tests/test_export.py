@@ -219,7 +219,7 @@ class ScaledLinear(nn.Linear):
 
 
 @pytest.mark.parametrize("net, type_name", [
-    (nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)), "Tanh"),
+    (nn.Sequential(nn.Linear(3, 4), nn.SiLU(), nn.Linear(4, 2)), "SiLU"),
     (nn.Sequential(ScaledLinear(3, 2)), "ScaledLinear"),
     (nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.Dropout(), nn.Linear(4, 2))), "Dropout"),
 ])

@@ -14,7 +14,7 @@ exactly the layers the compressors made:
   (blocked) form. So such an ``.onnx`` file is as large as the dense one; the compact
   ``.rlc.safetensors`` file is where the fewer bits are stored.
 - ``FactorizedLinear``: its two factors in turn (each may be Linear or int8).
-- ``nn.ReLU``: ``Relu``; ``nn.Sequential``: its children in order.
+- ``nn.ReLU``: ``Relu``; ``nn.Tanh``: ``Tanh``; ``nn.Sequential``: its children in order.
 
 The full policy graph is ``obs -> [normalise] -> net -> output -> action``: the normaliser is
 computed in float64 like :class:`rlcomp.nets.ObsNormalizer` (``Cast``, ``Sub``, ``Div``, ``Clip``,
@@ -191,6 +191,7 @@ _EMITTERS: list[tuple[type, Callable[[_Graph, nn.Module, str], str]]] = [
     (nn.Sequential, _emit_sequential),
     (nn.Linear, lambda g, m, x: _linear(g, x, m.weight, m.bias)),
     (nn.ReLU, lambda g, m, x: g.op("Relu", [x], "relu")),
+    (nn.Tanh, lambda g, m, x: g.op("Tanh", [x], "tanh")),
     (FactorizedLinear, lambda g, m, x: _emit_module(g, m.second, _emit_module(g, m.first, x))),
     (QuantizedLinear, lambda g, m, x: _quantized_linear(g, x, m)),
     (FakeQuantLinear, lambda g, m, x: _quantized_linear(g, x, m.quantized())),
