@@ -15,6 +15,9 @@ import types
 import typing
 from dataclasses import MISSING, fields
 
+if typing.TYPE_CHECKING:
+    from rlcomp.checkpoint import Checkpoint
+
 EXIT_USAGE = 2
 
 
@@ -157,19 +160,53 @@ def _train(args: argparse.Namespace, owners: dict[str, set[str]], argv: list[str
     return 0
 
 
+def _foreign(command: str, name: str, args: argparse.Namespace) -> Checkpoint | None:
+    """The imported checkpoint if ``name`` is a foreign file (SB3 zip, state dict), else None.
+
+    For our own files, refuse ``--obs-norm`` (they carry their own statistics).
+    """
+    from rlcomp.imports import is_foreign, load_foreign
+
+    if is_foreign(name):
+        try:
+            return load_foreign(name, args.env, args.activation, args.obs_norm)
+        except ValueError as exc:
+            raise UsageError(f"{command}: {exc}") from exc
+    if args.obs_norm is not None:
+        raise UsageError(f"{command}: --obs-norm is for foreign files (SB3 zips, state dicts); "
+                         f"{name} carries its own observation statistics")
+    return None
+
+
+def _check_activation(command: str, given: str | None, found: str | None, name: str) -> None:
+    """Refuse an ``--activation`` that contradicts the activation of our own file."""
+    if given is not None and found is not None and given != found:
+        raise UsageError(f"{command}: --activation {given} contradicts {name}, whose network "
+                         f"uses {found}")
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    from rlcomp.compress.storage import load_checkpoint_or_compressed
+    from rlcomp.checkpoint import policy_from_checkpoint
+    from rlcomp.compress.storage import LoadedPolicy, load_checkpoint_or_compressed
     from rlcomp.envs import configure_torch
+    from rlcomp.nets import activation_name
     from rlcomp.rollout import evaluate_policy
 
     if args.episodes < 1:
         raise UsageError(f"rlcomp evaluate: --episodes must be >= 1, got {args.episodes}")
     if args.seed < 0:
         raise UsageError(f"rlcomp evaluate: --seed must be >= 0, got {args.seed}")
-    try:
-        model = load_checkpoint_or_compressed(args.model, env_id=args.env)
-    except ValueError as exc:
-        raise UsageError(f"rlcomp evaluate: {exc}") from exc
+    ckpt = _foreign("rlcomp evaluate", args.model, args)
+    if ckpt is not None:
+        model = LoadedPolicy(policy_from_checkpoint(ckpt), ckpt.env_id, ckpt.algo, "dense",
+                             ckpt.digest, ckpt.path)
+    else:
+        try:
+            model = load_checkpoint_or_compressed(args.model, env_id=args.env)
+        except ValueError as exc:
+            raise UsageError(f"rlcomp evaluate: {exc}") from exc
+        _check_activation("rlcomp evaluate", args.activation,
+                          activation_name(model.policy.net), args.model)
     configure_torch()
     result = evaluate_policy(model.policy, model.env_id, args.episodes, args.seed)
     summary = {"checkpoint": str(model.path), "env_id": model.env_id, "algo": model.algo,
@@ -240,10 +277,14 @@ def _compress(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UsageError(f"rlcomp compress: --seed must be >= 0, got {args.seed}")
     _check_outputs(args)
-    try:
-        ckpt = load_checkpoint(args.checkpoint)
-    except CheckpointError as exc:
-        raise UsageError(f"rlcomp compress: {exc}") from exc
+    ckpt = _foreign("rlcomp compress", args.checkpoint, args)
+    if ckpt is None:
+        try:
+            ckpt = load_checkpoint(args.checkpoint, env_id=args.env)
+        except CheckpointError as exc:
+            raise UsageError(f"rlcomp compress: {exc}") from exc
+        _check_activation("rlcomp compress", args.activation,
+                          ckpt.meta.get("activation", "relu"), args.checkpoint)
     spec = format_spec(specs)
     try:
         compressed = compressed_policy(ckpt, specs, seed=args.seed).policy
@@ -252,7 +293,10 @@ def _compress(args: argparse.Namespace) -> int:
     data = compressed_file_bytes(compressed, {
         "env_id": ckpt.env_id, "algo": ckpt.algo, "spec": spec, "source": ckpt.name,
         "source_digest": ckpt.digest})
-    onnx_data = None if args.onnx is None else policy_to_onnx(compressed).SerializeToString()
+    try:
+        onnx_data = None if args.onnx is None else policy_to_onnx(compressed).SerializeToString()
+    except TypeError as exc:
+        raise UsageError(f"rlcomp compress: --onnx: {exc}") from exc
     _write_outputs([(args.out, data)] + ([] if onnx_data is None else [(args.onnx, onnx_data)]))
     size = model_size(compressed.net)
     summary = {"checkpoint": str(ckpt.path), "env_id": ckpt.env_id, "algo": ckpt.algo,
@@ -330,6 +374,19 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_foreign_options(parser: argparse.ArgumentParser) -> None:
+    """``--env``, ``--activation`` and ``--obs-norm``: what a foreign policy file does not say."""
+    parser.add_argument("--env", default=None,
+                        help="the environment of a foreign policy (required for one); for our "
+                             "own files, refuse one of another environment")
+    parser.add_argument("--activation", choices=["relu", "tanh"], default=None,
+                        help="the activation of a state dict's MLP (required for one; an SB3 zip "
+                             "names its own or has SB3's default)")
+    parser.add_argument("--obs-norm", default=None, metavar="FILE",
+                        help="a foreign policy's VecNormalize statistics: .npz or .json with "
+                             "mean and var (optional clip_obs, epsilon)")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
     """The ``rlcomp`` argument parser, and which algorithm owns each training option."""
     parser = _Parser(prog="rlcomp", description=__doc__.splitlines()[0])
@@ -355,26 +412,40 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
         description="Compress a checkpoint's policy network with SPEC and write the compact file "
                     "(and optionally ONNX). SPEC is METHOD=LEVEL[,key=value...], several joined "
                     "by + and applied left to right, or dense: prune=P (scope=layer, "
-                    "structured=true), lowrank=R (keep_io=true), quant=8|4|2 (group=G, "
-                    "mixed=true, mode=qat), distill=WxW (tau=T, steps=N; trains a student "
+                    "structured=true, layers=P1/P2/..), lowrank=R (keep_io=true, "
+                    "layers=R1/R2/..), quant=8|4|2 (group=G, mixed=true, mode=qat, "
+                    "layers=B1/B2/..), distill=WxW (tau=T, steps=N; trains a student "
                     "on the environment, about 30 CPU s).")
-    comp.add_argument("checkpoint", help="NAME.safetensors, NAME.json, or NAME")
+    comp.add_argument("checkpoint", help="NAME.safetensors, NAME.json, or NAME; or a foreign "
+                                         "policy: an SB3 zip or a state dict (.pt, .safetensors)")
     comp.add_argument("--spec", required=True, help="compression spec, e.g. lowrank=0.3+prune=0.5")
     comp.add_argument("--out", required=True, help="compressed file to write (.rlc.safetensors)")
     comp.add_argument("--onnx", default=None, help="also export the compressed policy as ONNX")
     comp.add_argument("--seed", type=int, default=0,
                       help="seed of a distillation (default 0)")
     comp.add_argument("--json", action="store_true", help="print JSON")
+    _add_foreign_options(comp)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint's or compressed file's policy",
                         description="Run seeded episodes of a checkpoint's or a compressed file's "
                                     "greedy/mean policy.")
     ev.add_argument("model", metavar="checkpoint",
-                    help="a checkpoint (NAME.safetensors, NAME.json or NAME) or a compressed file")
+                    help="a checkpoint (NAME.safetensors, NAME.json or NAME), a compressed file, "
+                         "or a foreign policy: an SB3 zip or a state dict (.pt, .safetensors)")
     ev.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
     ev.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED + i (default 0)")
-    ev.add_argument("--env", default=None, help="refuse a checkpoint of another environment")
     ev.add_argument("--json", action="store_true", help="print JSON")
+    _add_foreign_options(ev)
+
+    from rlcomp.choose.command import add_arguments as add_choose_arguments
+
+    ch = sub.add_parser(
+        "choose", help="pick the compression of a policy that keeps its return under a bound",
+        description="Search compressions of POLICY (our checkpoint, an SB3 zip or a state dict) "
+                    "for the smallest by OBJECTIVE whose normalized return keeps 1 - MAX_DROP of "
+                    "the dense policy's at its interval's lower end; write the compressed file, "
+                    "its ONNX export and a report.")
+    add_choose_arguments(ch)
 
     sw = sub.add_parser("sweep", help="run a YAML grid of compress-and-measure jobs",
                         description="Run the jobs of a sweep file that the store does not have "
@@ -406,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
             return _compress(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "choose":
+            from rlcomp.choose.command import run as run_choose
+
+            return run_choose(args)
         return _evaluate(args)
     except UsageError as exc:
         print(str(exc).splitlines()[0] if str(exc) else "rlcomp: error", file=sys.stderr)

@@ -55,3 +55,28 @@ class FactorizedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.second(self.first(x))
+
+
+def layer_units(model: nn.Module) -> list[nn.Module]:
+    """The network's layers as per-layer options (``layers=``) count them, in order.
+
+    Each top-level module of an ``nn.Sequential`` that holds tensors (weights: a factorized or
+    quantized layer counts as one; activations hold none); any other model is one layer.
+    """
+    if not isinstance(model, nn.Sequential):
+        return [model]
+    return [m for m in model
+            if any(True for _ in m.parameters()) or any(b is not None for b in m.buffers())]
+
+
+def check_layer_count(method: str, levels: tuple, model: nn.Module) -> list[nn.Module]:
+    """The layers of ``model`` (:func:`layer_units`), refusing a count other than ``levels``'.
+
+    Raises:
+        ValueError: naming both counts.
+    """
+    units = layer_units(model)
+    if len(levels) != len(units):
+        raise ValueError(f"{method} layers= gives {len(levels)} levels; the network has "
+                         f"{len(units)} layers")
+    return units

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from rlcomp.compress.layers import FactorizedLinear, linear_from_tensors
+from rlcomp.compress.layers import FactorizedLinear, check_layer_count, linear_from_tensors
 from rlcomp.compress.quant import is_quantized
 from rlcomp.compress.registry import register
 from rlcomp.compress.specs import LowRankSpec
@@ -44,8 +44,13 @@ def _lowrank(model: nn.Module, spec: LowRankSpec) -> nn.Module:
     positions = [i for i, m in enumerate(model) if isinstance(m, nn.Linear)]
     if len(positions) != sum(isinstance(m, nn.Linear | FactorizedLinear) for m in model):
         raise ValueError("lowrank on a network that is already factorized is not supported")
-    for n, i in enumerate(positions):
-        if spec.keep_io and n in (0, len(positions) - 1):
-            continue
-        model[i] = low_rank_layer(model[i], spec.reduction)
+    reductions = [spec.reduction] * len(positions)
+    if spec.layers:
+        check_layer_count("lowrank", spec.layers, model)
+        reductions = list(spec.layers)
+    elif spec.keep_io:
+        reductions[0] = reductions[-1] = 0.0
+    for i, reduction in zip(positions, reductions, strict=True):
+        if reduction > 0:
+            model[i] = low_rank_layer(model[i], reduction)
     return model

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlcomp.compress.layers import linear_from_tensors
+from rlcomp.compress.layers import check_layer_count, linear_from_tensors
 from rlcomp.compress.quant import QuantizedLinear
 from rlcomp.compress.registry import register
 from rlcomp.compress.specs import PruneSpec
@@ -51,7 +51,13 @@ def zero_smallest_weights(layers: list[nn.Linear], amount: float, scope: str) ->
 
 
 def _unstructured(model: nn.Module, spec: PruneSpec) -> nn.Module:
-    zero_smallest_weights(weight_layers(model), spec.amount, spec.scope)
+    if not spec.layers:
+        zero_smallest_weights(weight_layers(model), spec.amount, spec.scope)
+        return model
+    # each layer's own amount, ranked within the layer (a factorized layer: across its factors)
+    for unit, amount in zip(check_layer_count("prune", spec.layers, model), spec.layers,
+                            strict=True):
+        zero_smallest_weights(weight_layers(unit), amount, "global")
     return model
 
 

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlcomp.compress.layers import check_layer_count
 from rlcomp.compress.registry import register
 from rlcomp.compress.specs import QUANT_BITS, QuantSpec
 
@@ -226,6 +227,13 @@ def _edge_linears(model: nn.Module) -> set[int]:
             if type(x) is nn.Linear}
 
 
+def _layer_bits(model: nn.Module, spec: QuantSpec) -> dict[int, int]:
+    """Bits of each Linear module (by id) under ``spec.layers``, one width per layer."""
+    units = check_layer_count("quant", spec.layers, model)
+    return {id(x): bits for unit, bits in zip(units, spec.layers, strict=True)
+            for x in unit.modules() if type(x) is nn.Linear}
+
+
 def _fake_quant_layer(layer: nn.Linear, bits: int, group: int) -> FakeQuantLinear:
     fq = FakeQuantLinear(layer.in_features, layer.out_features, bias=layer.bias is not None,
                          bits=bits, group=group)
@@ -238,9 +246,11 @@ def _quant(model: nn.Module, spec: QuantSpec) -> nn.Module:
     if is_quantized(model):
         raise ValueError("the network is already quantized")
     edges = _edge_linears(model) if spec.mixed else set()
+    bits_of = _layer_bits(model, spec) if spec.layers else {}
 
     def make(layer: nn.Linear) -> nn.Module:
-        bits, group = (8, 0) if id(layer) in edges else (spec.bits, spec.group)
+        bits, group = (8, 0) if id(layer) in edges else (bits_of.get(id(layer), spec.bits),
+                                                          spec.group)
         if spec.mode == "ptq":
             return QuantizedLinear.from_linear(layer, bits, group)
         return _fake_quant_layer(layer, bits, group)

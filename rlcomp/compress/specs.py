@@ -6,15 +6,25 @@ is no compression. ``parse(str(spec)) == spec`` for every spec.
 - ``prune=P`` (0 <= P < 1): the fraction P of all Linear weights (not biases) with the smallest
   magnitudes set to zero, ranked across layers; ``scope=layer`` ranks within each layer;
   ``structured=true`` removes whole hidden neurons instead (the network becomes narrower);
-  ``schedule=gradual`` reaches P gradually while fine-tuning (the last step of a spec).
+  ``schedule=gradual`` reaches P gradually while fine-tuning (the last step of a spec);
+  ``layers=0.9/0.5/0.0`` prunes each layer by its own amount (ranked within the layer), P being
+  the largest of them.
 - ``lowrank=R`` (0 <= R < 1): each Linear layer of full rank ``r`` keeps rank
-  ``max(1, ceil((1 - R) * r))`` of its SVD; ``keep_io=true`` leaves the first and last layer whole.
+  ``max(1, ceil((1 - R) * r))`` of its SVD; ``keep_io=true`` leaves the first and last layer whole;
+  ``layers=0.0/0.8/0.0`` gives each layer its own reduction, R being the largest of them.
 - ``distill=64x64``: a new MLP student with these hidden widths, trained to act like the network
   so far (the teacher); ``tau=T`` (default 0.01), ``steps=N`` environment steps (default 200,000).
   Not a pure transform: the retraining layer runs it (``compress`` refuses it).
 - ``quant=B`` (B in 8, 4, 2): B-bit symmetric weights (int8 biases), a scale per output channel;
   ``group=G`` a scale per G consecutive inputs of each row instead; ``mixed=true`` keeps the first
-  and last layers at 8 bits; ``mode=qat`` for fake quantization during (fine-)training.
+  and last layers at 8 bits; ``layers=8/4/8`` gives each layer its own width, B being the
+  smallest of them; ``mode=qat`` for fake quantization during (fine-)training.
+
+Per-layer levels (``layers=``, one per layer, joined by ``/``): a *layer* is a top-level module
+of the network that holds Linear weights (a factorized layer counts as one), in order, as
+:func:`rlcomp.compress.layers.layer_units` lists them; the network must have exactly that many.
+The spec's level stays the most aggressive of them, so tables and figures still read it as the
+spec's level. Specs without ``layers`` are written and keyed as before.
 
 In a composition each step sees the network the previous step made: ``lowrank=0.3+prune=0.5``
 factorizes, then prunes half of all weights, the factors' weights included.
@@ -47,6 +57,21 @@ def _level(name: str, value: float, upper_open: bool = True) -> float:
     return value
 
 
+def _per_layer(method: str, values: object, check) -> tuple:
+    """``values`` (a sequence of per-layer levels) as a tuple, each checked by ``check``."""
+    if isinstance(values, str) or not isinstance(values, tuple | list):
+        raise TypeError(f"{method} layers must be a sequence of per-layer levels, got {values!r}")
+    return tuple(check(v) for v in values)
+
+
+def _check_extreme(method: str, name: str, level: float, layers: tuple, extreme, word: str,
+                   shown: str) -> None:
+    """Refuse a spec level that is not the most aggressive of its per-layer levels."""
+    if layers and level != extreme(layers):
+        raise ValueError(f"{method} layers={shown} needs {name} {_format_value(extreme(layers))} "
+                         f"(the {word} per-layer level), got {_format_value(level)}")
+
+
 @dataclass(frozen=True)
 class PruneSpec:
     """Magnitude pruning of Linear weights."""
@@ -61,6 +86,9 @@ class PruneSpec:
     """``oneshot`` prunes at once; ``gradual`` raises the sparsity to ``amount`` over a
     fine-tuning budget (Zhu & Gupta's cubic schedule, :mod:`rlcomp.retrain.finetune`); without
     fine-tuning it is the one-shot result."""
+    layers: tuple[float, ...] = ()
+    """Per-layer amounts, each ranked within its layer (empty: ``amount`` everywhere, as
+    ``scope`` says); ``amount`` must then be the largest of them."""
 
     method: ClassVar[str] = "prune"
 
@@ -75,6 +103,17 @@ class PruneSpec:
         if self.schedule == "gradual" and self.structured:
             raise ValueError("prune schedule=gradual removes single weights; it does not "
                              "combine with structured=true")
+        layers = _per_layer("prune", self.layers, lambda v: _level("prune layer amount", v))
+        object.__setattr__(self, "layers", layers)
+        if layers:
+            clash = [name for name, value, default in (
+                ("scope=layer", self.scope, "global"), ("structured=true", self.structured, False),
+                ("schedule=gradual", self.schedule, "oneshot")) if value != default]
+            if clash:
+                raise ValueError(f"prune layers= ranks within each layer at once; it does not "
+                                 f"combine with {clash[0]}")
+            _check_extreme("prune", "amount", self.amount, layers, max, "largest",
+                           _format_value(layers))
 
 
 @dataclass(frozen=True)
@@ -85,6 +124,9 @@ class LowRankSpec:
     """Fraction of each layer's rank to drop, in [0, 1)."""
     keep_io: bool = False
     """Leave the first (input) and last (output) layers at full rank."""
+    layers: tuple[float, ...] = ()
+    """Per-layer reductions (empty: ``reduction`` everywhere); ``reduction`` must then be the
+    largest of them (0 keeps a layer whole)."""
 
     method: ClassVar[str] = "lowrank"
 
@@ -92,6 +134,14 @@ class LowRankSpec:
         object.__setattr__(self, "reduction", _level("lowrank reduction", self.reduction))
         if not isinstance(self.keep_io, bool):
             raise TypeError(f"lowrank keep_io must be true or false, got {self.keep_io!r}")
+        layers = _per_layer("lowrank", self.layers,
+                            lambda v: _level("lowrank layer reduction", v))
+        object.__setattr__(self, "layers", layers)
+        if layers and self.keep_io:
+            raise ValueError("lowrank layers= sets every layer's reduction; it does not combine "
+                             "with keep_io=true (give the first and last layers 0)")
+        _check_extreme("lowrank", "reduction", self.reduction, layers, max, "largest",
+                       _format_value(layers))
 
 
 @dataclass(frozen=True)
@@ -107,6 +157,9 @@ class QuantSpec:
     """Quantize the first and last layers as ``quant=8`` does, the others at ``bits``."""
     mode: str = "ptq"
     """``ptq`` after training, ``qat`` fake quantization with a straight-through estimator."""
+    layers: tuple[int, ...] = ()
+    """Per-layer widths, each 8, 4 or 2 (empty: ``bits`` everywhere, as ``mixed`` says);
+    ``bits`` must then be the smallest of them; ``group`` applies to every layer."""
 
     method: ClassVar[str] = "quant"
 
@@ -127,6 +180,21 @@ class QuantSpec:
                              "already 8-bit)")
         if self.mode not in ("ptq", "qat"):
             raise ValueError(f"quant mode must be ptq or qat, got {self.mode!r}")
+        layers = _per_layer("quant", self.layers, _layer_bits)
+        object.__setattr__(self, "layers", layers)
+        if layers and self.mixed:
+            raise ValueError("quant layers= sets every layer's width; it does not combine with "
+                             "mixed=true")
+        _check_extreme("quant", "bits", self.bits, layers, min, "smallest",
+                       _format_value(layers))
+
+
+def _layer_bits(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"quant layer bits must be integers, got {value!r}")
+    if value not in QUANT_BITS:
+        raise ValueError(f"quant layer bits must be 8, 4 or 2, got {value}")
+    return value
 
 
 DISTILL_STEPS = 200_000
@@ -180,13 +248,20 @@ SPEC_TYPES: dict[str, type] = {"prune": PruneSpec, "lowrank": LowRankSpec, "quan
 METHODS = tuple(SPEC_TYPES)
 """The compression methods; each has a level column in the tidy results table."""
 
-_DEFAULTS = {"prune": {"scope": "global", "structured": False, "schedule": "oneshot"},
-             "lowrank": {"keep_io": False},
-             "quant": {"group": 0, "mixed": False, "mode": "ptq"},
+_DEFAULTS = {"prune": {"scope": "global", "structured": False, "schedule": "oneshot",
+                       "layers": ()},
+             "lowrank": {"keep_io": False, "layers": ()},
+             "quant": {"group": 0, "mixed": False, "mode": "ptq", "layers": ()},
              "distill": {"tau": 0.01, "steps": DISTILL_STEPS}}
 
 
+LAYER_SEPARATOR = "/"
+"""Joins the per-layer levels of a ``layers=`` option."""
+
+
 def _format_value(value: object) -> str:
+    if isinstance(value, tuple):
+        return LAYER_SEPARATOR.join(_format_value(v) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -213,6 +288,10 @@ def format_spec(specs: Spec | tuple[Spec, ...]) -> str:
 
 
 def _parse_value(method: str, key: str, text: str, annotation: str):
+    if annotation.startswith("tuple["):
+        item = annotation.removeprefix("tuple[").partition(",")[0]
+        return tuple(_parse_value(method, key, part.strip(), item)
+                     for part in text.split(LAYER_SEPARATOR))
     if annotation == "bool":
         if text.lower() in TRUE_WORDS:
             return True
@@ -288,15 +367,15 @@ _ABSENT_LEVEL = {"prune": 0.0, "lowrank": 0.0, "quant": math.nan, "distill": mat
 def _variant(spec: Spec) -> str:
     """``prune``, or the method with its non-default options: ``prune[layer,structured]``.
 
-    A boolean option shows as its name, a number as ``name=value`` (``quant[group=32,mixed]``,
-    ``distill[tau=0.1]``), text as its value.
+    A boolean option and per-layer levels show as the option's name (``prune[layers]``), a number
+    as ``name=value`` (``quant[group=32,mixed]``, ``distill[tau=0.1]``), text as its value.
     """
     options = []
     for f in fields(spec)[1:]:
         value = getattr(spec, f.name)
         if value == f.default:
             continue
-        if isinstance(value, bool):
+        if isinstance(value, bool | tuple):
             options.append(f.name)
         elif isinstance(value, int | float):
             options.append(f"{f.name}={value:g}")

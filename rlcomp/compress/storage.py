@@ -364,7 +364,18 @@ def load_compressed(path: str | os.PathLike) -> CompressedModel:
     path = Path(path)
     if not path.is_file():
         raise StorageError(f"{path}: no such file")
-    blob = path.read_bytes()
+    return compressed_from_bytes(path.read_bytes(), path)
+
+
+def compressed_from_bytes(blob: bytes, path: str | os.PathLike = "<bytes>") -> CompressedModel:
+    """:func:`load_compressed` of a compressed file's bytes already in memory.
+
+    ``path`` names the bytes' source in errors and in the result.
+
+    Raises:
+        StorageError: with a one-line reason, for foreign, damaged or inconsistent bytes.
+    """
+    path = Path(path)
     try:
         meta = safetensors_metadata(blob)
     except SafetensorsError as exc:
