@@ -286,10 +286,24 @@ def _compress(args: argparse.Namespace) -> int:
         _check_activation("rlcomp compress", args.activation,
                           ckpt.meta.get("activation", "relu"), args.checkpoint)
     spec = format_spec(specs)
+    bar = None
+    if any(s.method == "distill" for s in specs) and not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="step", desc="distill", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+
     try:
-        compressed = compressed_policy(ckpt, specs, seed=args.seed).policy
+        compressed = compressed_policy(ckpt, specs, seed=args.seed,
+                                       progress=None if bar is None else progress).policy
     except ValueError as exc:
         raise UsageError(f"rlcomp compress: cannot apply {spec}: {exc}") from exc
+    finally:
+        if bar is not None:
+            bar.close()
     data = compressed_file_bytes(compressed, {
         "env_id": ckpt.env_id, "algo": ckpt.algo, "spec": spec, "source": ckpt.name,
         "source_digest": ckpt.digest})
@@ -424,6 +438,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
     comp.add_argument("--seed", type=int, default=0,
                       help="seed of a distillation (default 0)")
     comp.add_argument("--json", action="store_true", help="print JSON")
+    comp.add_argument("--quiet", action="store_true", help="no progress bar (distillation)")
     _add_foreign_options(comp)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint's or compressed file's policy",

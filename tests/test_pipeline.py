@@ -41,8 +41,12 @@ def test_a_student_replaces_the_network_and_later_steps_compress_it(name, width)
     if teacher.obs_norm is not None:  # the student sees what the teacher saw
         assert np.array_equal(student.obs_norm.mean, teacher.obs_norm.mean)
         assert np.array_equal(student.obs_norm.var, teacher.obs_norm.var)
-    again = compressed_policy(ckpt, f"distill=8x8,{SMALL}+quant=8", seed=0)
-    assert same_weights(made.policy.net, again.policy.net)
+    seen = []
+    again = compressed_policy(ckpt, f"distill=8x8,{SMALL}+quant=8", seed=0,
+                              progress=lambda done, total: seen.append((done, total)))
+    assert same_weights(made.policy.net, again.policy.net)  # reporting progress changes nothing
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == 2000 and {t for _, t in seen} == {2000}
     other = compressed_policy(ckpt, f"distill=8x8,{SMALL}+quant=8", seed=1)
     assert not same_weights(made.policy.net, other.policy.net)
 

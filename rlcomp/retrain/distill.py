@@ -55,7 +55,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -300,7 +300,8 @@ class StateReplay:
 
 
 def distill(teacher: Policy, env_id: str, hidden: Sequence[int], seed: int = 0,
-            config: DistillConfig | None = None, **overrides) -> DistillResult:
+            config: DistillConfig | None = None,
+            progress: Callable[[int, int], None] | None = None, **overrides) -> DistillResult:
     """Train a student MLP of hidden widths ``hidden`` to act like ``teacher`` (DAgger).
 
     See the module docstring for the data, the schedule and the losses. ``teacher`` is never
@@ -316,6 +317,8 @@ def distill(teacher: Policy, env_id: str, hidden: Sequence[int], seed: int = 0,
         seed: seeds the student's initial weights, the action mixing, the minibatches and the
             episodes.
         config: the settings (default :class:`DistillConfig`).
+        progress: called with (environment steps done, environment steps in all) after each
+            training round; it changes nothing of the result.
         **overrides: settings replacing those of ``config`` (fields of :class:`DistillConfig`).
 
     Returns:
@@ -339,7 +342,7 @@ def distill(teacher: Policy, env_id: str, hidden: Sequence[int], seed: int = 0,
         set_seed(seed)
         activation = cfg.activation or teacher_activation(teacher.net)
         student = student_mlp([obs_size, *hidden, out_size], activation)
-        run = _dagger(teacher, student, envs, cfg, seed, discrete)
+        run = _dagger(teacher, student, envs, cfg, seed, discrete, progress)
     finally:
         for env in envs:
             env.close()
@@ -366,7 +369,8 @@ def _action_bounds(teacher: Policy, env: gym.Env) -> tuple[np.ndarray, np.ndarra
 
 
 def _dagger(teacher: Policy, student: nn.Module, envs: list[gym.Env], cfg: DistillConfig,
-            seed: int, discrete: bool) -> dict:
+            seed: int, discrete: bool,
+            progress: Callable[[int, int], None] | None = None) -> dict:
     """The DAgger loop: roll out the mixture, label, replay, train ``student`` in place."""
     n_envs = len(envs)
     normalize = teacher.obs_norm
@@ -428,6 +432,8 @@ def _dagger(teacher: Policy, student: nn.Module, envs: list[gym.Env], cfg: Disti
                 loss.backward()
                 optimizer.step()
             updates = max(updates, due)
+            if progress is not None:
+                progress(steps, cfg.env_steps)
 
     final_loss, agreement = _replay_loss(student, replay, discrete, low_t, high_t)
     return {"env_steps": steps, "gradient_steps": updates, "final_loss": final_loss,

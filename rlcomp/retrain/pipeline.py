@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rlcomp.checkpoint import Checkpoint, policy_from_checkpoint
@@ -73,7 +74,8 @@ def check_spec(specs: tuple[Spec, ...]) -> None:
 
 
 def compressed_policy(ckpt: Checkpoint, spec: Spec | tuple[Spec, ...] | str, *, seed: int,
-                      finetune_steps: int = 0) -> CompressedPolicy:
+                      finetune_steps: int = 0,
+                      progress: Callable[[int, int], None] | None = None) -> CompressedPolicy:
     """``ckpt``'s policy compressed by ``spec`` (distillation included), then fine-tuned.
 
     Args:
@@ -81,6 +83,7 @@ def compressed_policy(ckpt: Checkpoint, spec: Spec | tuple[Spec, ...] | str, *, 
         spec: a spec, a composition or its text.
         seed: seeds distillation and fine-tuning.
         finetune_steps: environment steps of fine-tuning after the spec (0: none).
+        progress: a distillation's progress, called with (environment steps done, in all).
 
     Raises:
         ValueError: for a spec no pipeline can run or a step that does not apply.
@@ -100,7 +103,7 @@ def compressed_policy(ckpt: Checkpoint, spec: Spec | tuple[Spec, ...] | str, *, 
                                gradient_steps=max(1, round(student.steps
                                                            * GRADIENT_STEPS_PER_ENV_STEP)))
         result = distill(dataclasses.replace(policy, net=net), ckpt.env_id, student.sizes,
-                         seed=seed, config=config)
+                         seed=seed, config=config, progress=progress)
         costs.update({f"distill_{k}": float(v) for k, v in result.to_dict().items()
                       if v is not None})
         net = result.net
