@@ -38,8 +38,13 @@ SB3_AGENTS = {
                                        "policy_kwargs": {"net_arch": [32, 32]}}, "tanh", "mean"),
     "a2c_relu": ("A2C", "Pendulum-v1", {"n_steps": 8, "policy_kwargs": {
         "net_arch": {"pi": [16, 16], "vf": [8]}, "activation_fn": nn.ReLU}}, "relu", "mean"),
+    # the study's environments, with SB3's default networks (64x64)
+    "dqn_lunar": ("DQN", "LunarLander-v3", {"learning_starts": 100}, "relu", "argmax"),
+    "ppo_cheetah": ("PPO", "HalfCheetah-v5", {"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+                    "tanh", "mean"),
 }
-STEPS = {"dqn": 1000, "ppo_discrete": 64, "ppo_box": 64, "a2c_relu": 64}
+STEPS = {"dqn": 1000, "ppo_discrete": 64, "ppo_box": 64, "a2c_relu": 64, "dqn_lunar": 300,
+         "ppo_cheetah": 64}
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +136,7 @@ def test_an_sb3_zip_acts_as_sb3_does(sb3, name):
         np.testing.assert_allclose(policy.act(obs), expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["dqn", "ppo_box"])
+@pytest.mark.parametrize("name", ["dqn", "ppo_box", "dqn_lunar", "ppo_cheetah"])
 def test_evaluate_runs_an_sb3_zip(sb3, capsys, name):
     _, path, env_id = sb3[name]
     code, out, err = run(["evaluate", path, "--env", env_id, "--episodes", "2", "--json"], capsys)
@@ -142,7 +147,7 @@ def test_evaluate_runs_an_sb3_zip(sb3, capsys, name):
 
 
 @pytest.mark.parametrize("spec", ["prune=0.5", "quant=8", "lowrank=0.5"])
-@pytest.mark.parametrize("name", ["dqn", "ppo_box"])
+@pytest.mark.parametrize("name", ["dqn", "ppo_box", "dqn_lunar", "ppo_cheetah"])
 def test_compress_an_sb3_zip_with_every_pure_spec(sb3, tmp_path, capsys, name, spec):
     _, path, env_id = sb3[name]
     out = tmp_path / "c.rlc.safetensors"
