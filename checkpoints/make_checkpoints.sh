@@ -28,3 +28,12 @@ if [[ "$which" == vanilla ]]; then
       --clip none --update-epochs 1 --lr 3e-4 --out checkpoints/variants/vanilla --json
   done
 fi
+
+# The Stable-Baselines3 DQN that chapter 07 runs `rlcomp choose` on, as a user would bring it
+# (checkpoints/sb3/; RL Zoo's LunarLander settings; see checkpoints/train_sb3.py).
+# Run with: bash checkpoints/make_checkpoints.sh sb3 [SEEDS...]
+if [[ "$which" == sb3 ]]; then
+  for seed in "${seeds[@]}"; do
+    taskset -c "$core" .venv/bin/python checkpoints/train_sb3.py --seed "$seed"
+  done
+fi
