@@ -11,7 +11,7 @@ from scipy import stats
 from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
 from rlcomp.choose.artifacts import parity_check
 from rlcomp.choose.candidates import LayerSensitivity, per_layer_candidates
-from rlcomp.choose.command import main
+from rlcomp.choose.command import UsageError, main, run_search
 from rlcomp.choose.frontier import pareto_front
 from rlcomp.choose.racing import (
     ACCEPTED,
@@ -24,6 +24,7 @@ from rlcomp.choose.racing import (
     decide,
 )
 from rlcomp.choose.ratio import RatioInterval, normalized_interval
+from rlcomp.choose.report import candidate_dicts
 from rlcomp.choose.search import ChooseConfig, choose
 from rlcomp.compress.export import policy_to_onnx
 from rlcomp.compress.registry import compress
@@ -281,6 +282,21 @@ def test_a_second_run_reuses_every_evaluation_and_build(quick_runs):
     assert second["episodes_used"] == first["episodes_used"]
     for name in ("policy.rlc.safetensors", "policy.onnx"):
         assert (outs[0][1] / name).read_bytes() == (outs[1][1] / name).read_bytes()
+
+
+def test_run_search_is_the_command_as_a_function(quick_runs, tmp_path, capsys):
+    tmp, outs = quick_runs
+    result, data = run_search([LUNAR, "--env", "LunarLander-v3", "--store", str(tmp / "s.sqlite"),
+                               "--out", str(tmp_path / "o"), *QUICK])
+    assert capsys.readouterr().out == ""
+    assert data == json.loads((tmp_path / "o" / "report.json").read_text())
+    first = json.loads((outs[0][1] / "report.json").read_text())
+    assert (data["recommended"], data["episodes_used"]) == (first["recommended"],
+                                                            first["episodes_used"])
+    rows = candidate_dicts(result)
+    assert len(rows) == data["candidates"] and "dense" not in {r["name"] for r in rows}
+    with pytest.raises(UsageError, match="invalid choice"):
+        run_search([LUNAR, "--env", "LunarLander-v3", "--objective", "speed"])
 
 
 def test_honest_stopping_with_no_budget(tmp_path):

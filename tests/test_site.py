@@ -83,7 +83,7 @@ def test_every_page_loads_with_its_figures_and_working_links(site, browser):
                 "return i !== null && i.complete && i.naturalWidth > 0", figure)
             assert loaded, f"{page}: figure {figure} has no loaded image"
         if page in ("01-pruning", "02-low-rank", "03-quantization", "04-fine-tuning",
-                    "06-beyond-the-poster"):
+                    "06-beyond-the-poster", "07-choose"):
             assert len(figures) >= 2, f"{page}: expected the chapter's figures, found {figures}"
         links = browser.execute_script(
             "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")

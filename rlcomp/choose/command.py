@@ -1,7 +1,8 @@
 """``rlcomp choose``: the command line of the search (wired into ``rlcomp.cli`` as a subcommand).
 
 ``add_arguments(parser)`` adds the options; ``run(args)`` runs the search and writes the artifacts
-and the report, returning the exit code; ``main(argv)`` does both, for tests and ``python -m``.
+and the report, returning the exit code; ``main(argv)`` does both, for tests and ``python -m``;
+``run_search(argv)`` does the same without printing and returns the result (the book's chapter 07).
 Every user mistake ends with one line on stderr and exit code 2, never a traceback; a failed
 ONNX parity check (the export disagrees with PyTorch) exits with 1 after writing everything.
 """
@@ -12,8 +13,13 @@ import argparse
 import json
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from rlcomp.choose.artifacts import Artifacts
+    from rlcomp.choose.search import ChooseResult
 
 EXIT_USAGE = 2
 EXIT_PARITY = 1
@@ -181,7 +187,8 @@ def _print_text(data: dict) -> None:
           f"{'passed' if data['parity']['ok'] else 'FAILED'}), report {data['report']}")
 
 
-def _run(args: argparse.Namespace) -> int:
+def _search(args: argparse.Namespace) -> tuple[ChooseResult, Artifacts, dict]:
+    """Run the search of parsed ``args``; write the artifacts and the report."""
     from rlcomp.choose.artifacts import write_artifacts
     from rlcomp.choose.report import write_report
     from rlcomp.choose.search import choose
@@ -214,6 +221,11 @@ def _run(args: argparse.Namespace) -> int:
             bar.close()
     artifacts = write_artifacts(out, result.artifact_bytes, result.observations)
     data = write_report(out, result, artifacts)
+    return result, artifacts, data
+
+
+def _run(args: argparse.Namespace) -> int:
+    result, artifacts, data = _search(args)
     if args.json:
         print(json.dumps(data, allow_nan=False))
     else:
@@ -239,12 +251,37 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` (default: the process's arguments) and run; returns the exit code."""
+def _parser() -> _Parser:
     parser = _Parser(prog="rlcomp choose", description=__doc__.splitlines()[0])
     add_arguments(parser)
+    return parser
+
+
+def run_search(argv: Sequence[str]) -> tuple[ChooseResult, dict]:
+    """``rlcomp choose ARGV`` as a function (for the book): nothing is printed.
+
+    The search runs as the command runs it and writes the same artifacts and report into its
+    ``--out`` folder; a failed ONNX parity check is not an error here (the summary's ``parity``
+    says it).
+
+    Args:
+        argv: the command's arguments, e.g. ``["checkpoints/X", "--env", "LunarLander-v3",
+            "--quiet"]``.
+
+    Returns:
+        The :class:`~rlcomp.choose.search.ChooseResult` and the JSON summary (``report.json``).
+
+    Raises:
+        UsageError: for a mistake in ``argv``, with the command's one-line message.
+    """
+    result, _, data = _search(_parser().parse_args(list(argv)))
+    return result, data
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: the process's arguments) and run; returns the exit code."""
     try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     except UsageError as exc:
         print(f"rlcomp choose: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -78,6 +78,12 @@ def summary(result: ChooseResult, artifacts: Artifacts | None = None,
     }
 
 
+def candidate_dicts(result: ChooseResult) -> list[dict]:
+    """Every candidate but the dense reference as JSON-ready dicts (``CandidateResult.to_dict``)."""
+    return [c.to_dict(result.config.objective, result.dense_bytes) for c in result.candidates
+            if c.name != DENSE]
+
+
 def frontier_figure(ax: Axes, result: ChooseResult) -> None:
     """Normalized return (with its interval) against the objective, one point per raced candidate.
 

@@ -15,6 +15,9 @@ and not others (chapter 06 fine-tunes quantization-aware training and gradual pr
 distilled students) runs the fine-tuned ones as a second sweep, a *part* (:data:`SWEEP_PARTS`)
 with its own file ``sweeps/CHAPTER.PART.PROFILE.yaml``; :func:`chapter_results` runs every part
 of a chapter and joins their results.
+
+Chapter 07 runs no sweep but ``rlcomp choose`` on three policies (:func:`choose_policies`), with
+the options of :data:`CHOOSE_OPTIONS` per profile (:func:`choose_argv`).
 """
 
 from __future__ import annotations
@@ -51,13 +54,14 @@ and 8), fine-tuning's budget and levels, and the environment steps of a distilla
 profile the spec's default, 200,000)."""
 
 BOOK_CHAPTERS = ("00-setup", "01-pruning", "02-low-rank", "03-quantization", "04-fine-tuning",
-                 "05-verdicts", "06-beyond-the-poster")
+                 "05-verdicts", "06-beyond-the-poster", "07-choose")
 """The book's chapters in order: the one home of their names (``notebooks/NAME.py``, the files of
 ``_toc.yml``; a test checks both agree with this tuple). Code names a chapter by the constants
 below, never by its text. The reproduction (01 to 04) ends with its verdicts (05); what goes
-beyond the poster's methods (06) comes after them."""
+beyond the poster's methods (06) comes after them, and ``rlcomp choose`` on single policies (07)
+last."""
 
-SETUP, PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING, VERDICTS, BEYOND = BOOK_CHAPTERS
+SETUP, PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING, VERDICTS, BEYOND, CHOOSE = BOOK_CHAPTERS
 
 CHAPTERS = (PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING, BEYOND)
 """The chapters that run a sweep (each has a plan below and files under ``sweeps/``)."""
@@ -216,6 +220,80 @@ def default_store(profile: str) -> str:
     ``results/rlcomp.sqlite`` in the ``full`` profile, ``results/smoke.sqlite`` in ``smoke``.
     """
     return str(ROOT / (DEFAULT_PATH if profile == "full" else SMOKE_STORE))
+
+
+# Chapter 07: rlcomp choose on single policies -----------------------------------------------------
+
+@dataclass(frozen=True)
+class ChoosePolicy:
+    """A policy chapter 07 runs ``rlcomp choose`` on."""
+
+    env: str
+    """The environment it acts in."""
+    path: str
+    """Its file, relative to the repository root (or absolute): a checkpoint or an SB3 zip."""
+    label: str
+    """What it is, in words."""
+
+    @property
+    def name(self) -> str:
+        """Its name: the file's name without its suffix (the folder of its artifacts)."""
+        return Path(self.path).name.removesuffix(".zip").removesuffix(".json")
+
+
+SB3_POLICY = "checkpoints/sb3/LunarLander-v3__sb3-dqn__0.zip"
+"""The committed Stable-Baselines3 DQN policy (``checkpoints/train_sb3.py`` trains it)."""
+
+
+def choose_policies(sb3_policy: str | None = None) -> tuple[ChoosePolicy, ...]:
+    """The policies of chapter 07.
+
+    Our LunarLander and HalfCheetah agents of training seed 0, and an SB3 zip (default
+    :data:`SB3_POLICY`).
+    """
+    lunar, cheetah = _checkpoints(STUDY_ENVS, [0])
+    return (ChoosePolicy("LunarLander-v3", lunar, "our Double DQN agent, training seed 0"),
+            ChoosePolicy("HalfCheetah-v5", cheetah, "our policy-gradient agent, training seed 0"),
+            ChoosePolicy("LunarLander-v3", sb3_policy or SB3_POLICY,
+                         "a Stable-Baselines3 DQN policy (SB3's own zip)"))
+
+
+CHOOSE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "smoke": ("--max-drop", "0.05", "--objective", "bytes", "--families", "prune,quant",
+              "--looks", "5,10", "--min-accept", "5", "--budget-minutes", "10"),
+    "full": ("--max-drop", "0.05", "--objective", "bytes"),
+}
+"""The options of ``rlcomp choose`` in chapter 07, per profile. ``full`` is the issue's search: at
+most a 5% drop of the normalized return, the smallest model bytes, every family, the default
+looks and budget. ``smoke`` tries the pure compressions of two families on 10 episodes per
+candidate (looks after 5 and 10); its budget is a ceiling the search never reaches, so the same
+store and code give the same recommendation."""
+
+CHOOSE_OUT = "results/choose"
+"""Where chapter 07 writes each policy's artifacts and report: ``CHOOSE_OUT/PROFILE/NAME``."""
+
+
+def choose_argv(policy: ChoosePolicy, profile: str, *, store: str | None = None,
+                out: str | None = None) -> list[str]:
+    """The arguments of ``rlcomp choose`` for ``policy`` in ``profile``, paths under ROOT.
+
+    Args:
+        policy: one of :func:`choose_policies`.
+        profile: ``smoke`` or ``full``.
+        store: the results store (default :func:`default_store`).
+        out: the folder of every policy's output folder (default ``ROOT/CHOOSE_OUT/PROFILE``).
+    """
+    if profile not in CHOOSE_OPTIONS:
+        raise ValueError(f"profile must be one of {', '.join(CHOOSE_OPTIONS)}, got {profile!r}")
+    folder = Path(out) if out is not None else ROOT / CHOOSE_OUT / profile
+    return [str(ROOT / policy.path), "--env", policy.env, *CHOOSE_OPTIONS[profile],
+            "--store", store or default_store(profile), "--out", str(folder / policy.name),
+            "--quiet"]
+
+
+def choose_command(policy: ChoosePolicy, profile: str) -> str:
+    """The ``rlcomp choose`` command line of ``policy`` in ``profile``, as a user types it."""
+    return " ".join(["rlcomp choose", policy.path, "--env", policy.env, *CHOOSE_OPTIONS[profile]])
 
 
 def chapter_sweep(chapter: str, profile: str, *, part: str | None = None,
