@@ -28,15 +28,17 @@ from pathlib import Path
 
 RE_EVALUATE = """
 import json, sys
-from rlcomp.checkpoint import load_checkpoint, policy_from_checkpoint
+from rlcomp.checkpoint import policy_from_checkpoint
+from rlcomp.choose.command import load_teacher
 from rlcomp.choose.ratio import normalized_interval
 from rlcomp.compress.storage import load_compressed
 from rlcomp.envs import configure_torch
 from rlcomp.policy import RandomPolicy
 from rlcomp.rollout import evaluate_policy
-ckpt, artifact, episodes, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ckpt, artifact, episodes, seed, env_id = (sys.argv[1], sys.argv[2], int(sys.argv[3]),
+                                          int(sys.argv[4]), sys.argv[5])
 configure_torch()
-teacher = load_checkpoint(ckpt)
+teacher = load_teacher(ckpt, env_id)
 model = load_compressed(artifact)
 env = teacher.env_id
 x = evaluate_policy(model.policy, env, episodes, seed).returns
@@ -61,7 +63,7 @@ def choose_run(args: argparse.Namespace, out: Path) -> tuple[dict, float]:
 
 def reevaluate(args: argparse.Namespace, artifact: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", RE_EVALUATE, args.checkpoint, str(artifact),
-                           str(args.episodes), str(args.seed)],
+                           str(args.episodes), str(args.seed), args.env],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
