@@ -138,3 +138,25 @@ def test_an_error_in_the_callback_stops_the_running_jobs():
     with pytest.raises(KeyboardInterrupt):
         run_local([job(0), job(1, seconds=30)], 2, on_result, runner=where)
     assert time.monotonic() - start < 20
+
+
+def _result(job):
+    return {"job": job}
+
+
+def test_a_job_whose_driver_is_gone_ends_quietly(capfd):
+    """Interrupted driver: the job's send meets a closed pipe and must not print a traceback."""
+    import multiprocessing as mp
+    import signal
+
+    from rlcomp.experiments import executors
+
+    receive, send = mp.Pipe(duplex=False)
+    receive.close()
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        executors._job_process(_result, "job-1", None, os.getcwd(), dict(os.environ), send)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

@@ -119,10 +119,15 @@ def _job_process(runner: Runner, job: Job, core: int | None, cwd: str,
         message = ("error", exc, traceback.format_exc())
     try:
         conn.send(message)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the driver is gone (interrupted): nobody is left to tell
     except Exception as exc:  # an exception or result that does not pickle
-        conn.send(("error", RuntimeError(f"job {getattr(job, 'key', job)}: cannot send its "
-                                         f"outcome: {exc!r}"),
-                   traceback.format_exc()))
+        try:
+            conn.send(("error", RuntimeError(f"job {getattr(job, 'key', job)}: cannot send "
+                                             f"its outcome: {exc!r}"),
+                       traceback.format_exc()))
+        except (BrokenPipeError, ConnectionResetError):
+            return
     conn.close()
 
 
