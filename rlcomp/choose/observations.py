@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import base64
 
-import gymnasium as gym
 import numpy as np
 
-from rlcomp.envs import make_env
 from rlcomp.policy import Policy
+from rlcomp.probes.policy_time import recorded_observations
 
 RECORD_SEED = 700_000
 """Seed of the first recorded episode (apart from evaluation seeds, below it)."""
@@ -29,26 +28,7 @@ def record_observations(policy: Policy, env_id: str, count: int = 1000, seed: in
     Raises:
         ValueError: for a count or stride below 1.
     """
-    if count < 1 or stride < 1:
-        raise ValueError(f"count and stride must be >= 1, got {count} and {stride}")
-    env = make_env(env_id)
-    discrete = isinstance(env.action_space, gym.spaces.Discrete)
-    rows: list[np.ndarray] = []
-    episode = step = 0
-    try:
-        obs, _ = env.reset(seed=seed)
-        while len(rows) < count:
-            if step % stride == 0:
-                rows.append(np.asarray(obs, dtype=np.float32))
-            action = policy.act(np.asarray(obs, dtype=np.float32)[None])[0]
-            obs, _, terminated, truncated, _ = env.step(int(action) if discrete else action)
-            step += 1
-            if terminated or truncated:
-                episode += 1
-                obs, _ = env.reset(seed=seed + episode)
-    finally:
-        env.close()
-    return np.stack(rows)
+    return recorded_observations(policy, env_id, count, seed, stride)
 
 
 def encode_observations(obs: np.ndarray) -> dict:

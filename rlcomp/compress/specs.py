@@ -64,12 +64,29 @@ def _per_layer(method: str, values: object, check) -> tuple:
     return tuple(check(v) for v in values)
 
 
-def _check_extreme(method: str, name: str, level: float, layers: tuple, extreme, word: str,
-                   shown: str) -> None:
-    """Refuse a spec level that is not the most aggressive of its per-layer levels."""
-    if layers and level != extreme(layers):
-        raise ValueError(f"{method} layers={shown} needs {name} {_format_value(extreme(layers))} "
-                         f"(the {word} per-layer level), got {_format_value(level)}")
+def _set_layers(spec: object, check, level: str, extreme, clash: str | None = None) -> None:
+    """Check ``spec.layers`` and store it as a tuple.
+
+    Args:
+        spec: a spec being made (its ``method``, ``layers`` and the field named ``level``).
+        check: checks one per-layer level and returns it.
+        level: the name of the spec's level field, which must be the most aggressive layer's.
+        extreme: ``max`` (larger is more aggressive) or ``min``.
+        clash: why per-layer levels do not combine with the spec's other options, if they don't.
+    """
+    method = spec.method
+    layers = _per_layer(method, spec.layers, check)
+    object.__setattr__(spec, "layers", layers)
+    if not layers:
+        return
+    if clash:
+        raise ValueError(clash)
+    value = getattr(spec, level)
+    if value != extreme(layers):
+        word = "largest" if extreme is max else "smallest"
+        raise ValueError(f"{method} layers={_format_value(layers)} needs {level} "
+                         f"{_format_value(extreme(layers))} (the {word} per-layer level), got "
+                         f"{_format_value(value)}")
 
 
 @dataclass(frozen=True)
@@ -103,17 +120,12 @@ class PruneSpec:
         if self.schedule == "gradual" and self.structured:
             raise ValueError("prune schedule=gradual removes single weights; it does not "
                              "combine with structured=true")
-        layers = _per_layer("prune", self.layers, lambda v: _level("prune layer amount", v))
-        object.__setattr__(self, "layers", layers)
-        if layers:
-            clash = [name for name, value, default in (
-                ("scope=layer", self.scope, "global"), ("structured=true", self.structured, False),
-                ("schedule=gradual", self.schedule, "oneshot")) if value != default]
-            if clash:
-                raise ValueError(f"prune layers= ranks within each layer at once; it does not "
-                                 f"combine with {clash[0]}")
-            _check_extreme("prune", "amount", self.amount, layers, max, "largest",
-                           _format_value(layers))
+        clash = [name for name, value, default in (
+            ("scope=layer", self.scope, "global"), ("structured=true", self.structured, False),
+            ("schedule=gradual", self.schedule, "oneshot")) if value != default]
+        _set_layers(self, lambda v: _level("prune layer amount", v), "amount", max,
+                    f"prune layers= ranks within each layer at once; it does not combine with "
+                    f"{clash[0]}" if clash else None)
 
 
 @dataclass(frozen=True)
@@ -134,14 +146,9 @@ class LowRankSpec:
         object.__setattr__(self, "reduction", _level("lowrank reduction", self.reduction))
         if not isinstance(self.keep_io, bool):
             raise TypeError(f"lowrank keep_io must be true or false, got {self.keep_io!r}")
-        layers = _per_layer("lowrank", self.layers,
-                            lambda v: _level("lowrank layer reduction", v))
-        object.__setattr__(self, "layers", layers)
-        if layers and self.keep_io:
-            raise ValueError("lowrank layers= sets every layer's reduction; it does not combine "
-                             "with keep_io=true (give the first and last layers 0)")
-        _check_extreme("lowrank", "reduction", self.reduction, layers, max, "largest",
-                       _format_value(layers))
+        _set_layers(self, lambda v: _level("lowrank layer reduction", v), "reduction", max,
+                    "lowrank layers= sets every layer's reduction; it does not combine with "
+                    "keep_io=true (give the first and last layers 0)" if self.keep_io else None)
 
 
 @dataclass(frozen=True)
@@ -180,13 +187,9 @@ class QuantSpec:
                              "already 8-bit)")
         if self.mode not in ("ptq", "qat"):
             raise ValueError(f"quant mode must be ptq or qat, got {self.mode!r}")
-        layers = _per_layer("quant", self.layers, _layer_bits)
-        object.__setattr__(self, "layers", layers)
-        if layers and self.mixed:
-            raise ValueError("quant layers= sets every layer's width; it does not combine with "
-                             "mixed=true")
-        _check_extreme("quant", "bits", self.bits, layers, min, "smallest",
-                       _format_value(layers))
+        _set_layers(self, _layer_bits, "bits", min,
+                    "quant layers= sets every layer's width; it does not combine with "
+                    "mixed=true" if self.mixed else None)
 
 
 def _layer_bits(value: object) -> int:

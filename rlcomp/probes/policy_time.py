@@ -370,11 +370,18 @@ def _input_width(policy: Policy) -> int:
     raise ValueError("cannot tell the network's input width (no module has in_features)")
 
 
-def recorded_observations(policy: Policy, env_id: str, count: int, seed: int) -> np.ndarray:
+def recorded_observations(policy: Policy, env_id: str, count: int, seed: int,
+                          stride: int = 1) -> np.ndarray:
     """``count`` observations met by ``policy`` acting from ``reset(seed=seed)`` of ``env_id``.
 
-    An episode that ends is followed by one reset with the next seed.
+    Every ``stride``-th observation is kept (all of them by default). An episode that ends is
+    followed by one reset with the next seed.
+
+    Raises:
+        ValueError: for a count or stride below 1.
     """
+    if count < 1 or stride < 1:
+        raise ValueError(f"count and stride must be >= 1, got {count} and {stride}")
     import torch
 
     from rlcomp.envs import make_env
@@ -382,11 +389,14 @@ def recorded_observations(policy: Policy, env_id: str, count: int, seed: int) ->
     env = make_env(env_id)
     try:
         obs, _ = env.reset(seed=seed)
-        episode, rows = 0, []
+        episode, step, rows = 0, 0, []
         with torch.inference_mode():
             while len(rows) < count:
-                rows.append(np.asarray(obs, dtype=np.float32).reshape(-1))
-                action = policy.act(rows[-1][None])[0]
+                row = np.asarray(obs, dtype=np.float32).reshape(-1)
+                if step % stride == 0:
+                    rows.append(row)
+                step += 1
+                action = policy.act(row[None])[0]
                 if policy.action == "argmax":
                     action = int(action)
                 obs, _, terminated, truncated, _ = env.step(action)
