@@ -108,9 +108,10 @@ def sweep_name(chapter: str, part: str | None = None) -> str:
     return chapter if part is None else f"{chapter}.{part}"
 
 
-BEYOND_PROBES = {"latency": False, "isolated_memory": False, "policy_time": False}
-"""Chapter 06 measures returns and sizes only: latencies, footprints and policy times (a few
-seconds per job each) are left out, so its jobs are its own (other probe settings, other keys)."""
+BEYOND_PROBES = {"latency": False, "isolated_memory": False, "policy_time": True}
+"""Chapter 06 measures returns, sizes and the policy's time per decision (which places its models
+on the findings' speed panel); latencies and footprints (a few seconds per job each) are left out,
+so its jobs are its own (other probe settings, other keys)."""
 
 BEYOND_POSTER_SPECS = ("prune=0.2", "prune=0.3", "prune=0.2+quant=8", "prune=0.3+quant=8",
                        "prune=0.5+quant=8", "prune=0.9+quant=8", "lowrank=0.5",
