@@ -160,3 +160,42 @@ def test_a_job_whose_driver_is_gone_ends_quietly(capfd):
         signal.signal(signal.SIGINT, handler)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_an_interrupt_lost_where_it_landed_still_stops_the_sweep():
+    """Ctrl-C raised inside a finalizer is printed and dropped by Python ("Exception ignored");
+    the executor remembers it and raises it at its next step instead of running the other jobs."""
+    import signal
+
+    seen: list[str] = []
+
+    def on_result(j, r):
+        seen.append(j.key)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here
+        except KeyboardInterrupt:
+            pass  # what a finalizer does with it
+
+    with pytest.raises(KeyboardInterrupt):
+        run_local([job(i) for i in range(4)], 1, on_result, runner=where)
+    assert seen == ["job0"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_programs_own_interrupt_handler_is_left_alone():
+    import signal
+
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    try:
+        def on_result(j, r):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+
+        results = []
+        run_local([job(0), job(1)], 1, lambda j, r: (on_result(j, r), results.append(j)),
+                  runner=where)
+        assert len(results) == 2 and calls == [signal.SIGINT, signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)

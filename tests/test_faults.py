@@ -79,7 +79,14 @@ def _start(tmp: Path, workers: int = 1, name: str = "r.sqlite") -> subprocess.Po
     command = [sys.executable, "-m", "rlcomp.cli", "sweep", str(tmp / "s.yaml"), "--store",
                str(tmp / name), "--workers", str(workers), "--quiet", "--json"]
     return subprocess.Popen(command, cwd=ROOT, start_new_session=True, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    """In the child before exec: Ctrl-C ends it, as in a terminal, even when this test runs
+    where SIGINT is ignored (a shell's background job), which the child would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stored(path: Path) -> int:

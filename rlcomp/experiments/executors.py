@@ -19,8 +19,10 @@ Jobs are taken one at a time, only when a slot is free (so the driver can claim 
 before it runs): either from a list, or from a *feed*, a function that returns the next job,
 ``WAIT`` when the remaining jobs are being run elsewhere (ask again shortly), or None when no job
 is left. Job processes ignore SIGINT; on an interrupt (or any error) in the driver the executor
-starts no more jobs, kills the running ones and re-raises. A job's exception is re-raised in the
-driver with its type (the job's traceback as its cause).
+starts no more jobs, kills the running ones and re-raises. An interrupt is also remembered: one
+that Python could not raise where it landed (in a finalizer, which only prints "Exception ignored")
+is raised at the executor's next step, so an interrupted sweep never goes on to finish. A job's
+exception is re-raised in the driver with its type (the job's traceback as its cause).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
@@ -180,6 +184,42 @@ def _kill(running: dict[int, _Running]) -> None:
         item.conn.close()
 
 
+class _Interrupts:
+    """Whether SIGINT arrived while :func:`run_local` ran (see :func:`_remember_interrupts`)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if SIGINT arrived, even if its first raise was lost."""
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def _remember_interrupts() -> Iterator[_Interrupts]:
+    """Record SIGINT (and raise ``KeyboardInterrupt`` as Python's own handler does).
+
+    Installed only in the main thread over Python's default handler; elsewhere (another thread,
+    a program's own handler) interrupts are left as they are and never recorded.
+    """
+    interrupts = _Interrupts()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield interrupts
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        interrupts.seen = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupts
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def as_feed(jobs: Sequence[Job] | Feed) -> Feed:
     """A feed of ``jobs`` (a feed is returned as it is)."""
     if callable(jobs):
@@ -221,33 +261,44 @@ def run_local(jobs: Sequence[Job] | Feed, workers: int, on_result: OnResult, *,
     context = _context()
     cores = slot_cores(workers)
     running: dict[int, _Running] = {}
+    with _remember_interrupts() as interrupts:
+        try:
+            _run_slots(feed, workers, on_result, runner, context, cores, running, interrupts)
+        except BaseException:
+            _kill(running)
+            raise
+
+
+def _run_slots(feed: Feed, workers: int, on_result: OnResult, runner: Runner,
+               context: mp.context.BaseContext, cores: list[int | None],
+               running: dict[int, _Running], interrupts: _Interrupts) -> None:
+    """The loop of :func:`run_local`: fill free slots from ``feed``, hand on finished results."""
     exhausted = False
-    try:
-        while True:
-            waiting = False
-            while not exhausted and len(running) < workers:
-                job = feed()
-                if job is None:
-                    exhausted = True
-                elif job == WAIT:
-                    waiting = True
-                    break
-                else:
-                    slot = min(set(range(workers)) - running.keys())
-                    running[slot] = _start(context, runner, job, cores[slot])
-            if not running:
-                if exhausted:
-                    break
-                time.sleep(POLL_SECONDS)
-                continue
-            by_conn = {item.conn: slot for slot, item in running.items()}
-            ready = wait_ready(list(by_conn), timeout=POLL_SECONDS if waiting else None)
-            for conn in ready:
-                item = running.pop(by_conn[conn])
-                on_result(item.job, _finish(item))
-    except BaseException:
-        _kill(running)
-        raise
+    while True:
+        interrupts.check()
+        waiting = False
+        while not exhausted and len(running) < workers:
+            job = feed()
+            if job is None:
+                exhausted = True
+            elif job == WAIT:
+                waiting = True
+                break
+            else:
+                slot = min(set(range(workers)) - running.keys())
+                running[slot] = _start(context, runner, job, cores[slot])
+        if not running:
+            if exhausted:
+                break
+            time.sleep(POLL_SECONDS)
+            continue
+        by_conn = {item.conn: slot for slot, item in running.items()}
+        ready = wait_ready(list(by_conn), timeout=POLL_SECONDS if waiting else None)
+        for conn in ready:
+            item = running.pop(by_conn[conn])
+            on_result(item.job, _finish(item))
+            interrupts.check()
+    interrupts.check()
 
 
 def run_ray(jobs: Sequence[Job] | Feed, workers: int, on_result: OnResult,
