@@ -8,10 +8,17 @@ provenance under the ``rlcomp`` key of the notebook metadata::
     python -m rlcomp.chapters run 00-setup --profile full --out book/00-setup.ipynb
     python -m rlcomp.chapters baseline      # every chapter, smoke profile, into tests/baselines/
     python -m rlcomp.chapters list
+    python -m rlcomp.chapters retag book/*.ipynb   # set the presentation tags of executed notebooks
+
+The executed notebook carries the tags that decide what a reader of the book sees
+(:func:`presentation_tags`): code is hidden unless the chapter source asks to show it, and the
+``parameters`` cells and any cell with an ``# NBVAL_...`` marker never show their code. ``retag``
+sets the same tags on notebooks already executed, changing nothing else.
 
 The notebook is written to a temporary file and renamed into place, so a failed run leaves no
 half-written notebook; it ends with one line on stderr and exit code 1. A mistake in the request
-(unknown chapter, bad profile) ends with one line on stderr and exit code 2.
+(unknown chapter, bad profile, a path that is not a notebook) ends with one line on stderr and exit
+code 2.
 """
 
 from __future__ import annotations
@@ -58,6 +65,18 @@ warning from the kernel)."""
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+REMOVE_INPUT = "remove-input"
+REMOVE_CELL = "remove-cell"
+INPUT_CHOICES = frozenset({"show-input", "hide-input", REMOVE_INPUT, REMOVE_CELL})
+"""Tags with which a chapter's source decides itself how a code cell's input is shown; any other
+code cell gets :data:`REMOVE_INPUT`."""
+
+PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
+"""The chapter's ``parameters`` cell and the one papermill adds: removed from the book."""
+
+NBVAL_MARKER = re.compile(r"#\s*NBVAL_")
+"""A regression-test marker (``# NBVAL_CHECK_OUTPUT``): a cell that has one never shows its code."""
 
 
 class ChapterError(ValueError):
@@ -114,6 +133,108 @@ def read_chapter(path: Path):
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}
     return nb
+
+
+def cell_presentation_tags(cell) -> list[str]:
+    """The tags of ``cell`` with the presentation tags the book needs; the cell is not changed.
+
+    Rules, for code cells (other cells keep their tags):
+
+    - the ``parameters`` and ``injected-parameters`` cells get ``remove-cell``;
+    - a cell whose source has an ``# NBVAL_...`` marker gets ``remove-input`` (whatever else it
+      is tagged), unless it is removed whole;
+    - any other cell gets ``remove-input`` unless the chapter source chose how to show its input
+      (one of :data:`INPUT_CHOICES`). ``remove-output`` is no such choice: a cell that only glues
+      a figure hides its code too.
+
+    Tags already there are kept, in order; new ones are appended, so applying this twice changes
+    nothing more.
+    """
+    tags = list(cell.get("metadata", {}).get("tags", []))
+    if cell.get("cell_type") != "code":
+        return tags
+    if PARAMETER_TAGS & set(tags):
+        wanted = REMOVE_CELL
+    elif REMOVE_CELL in tags:
+        wanted = None
+    elif NBVAL_MARKER.search(_source(cell)):
+        wanted = REMOVE_INPUT
+    elif INPUT_CHOICES & set(tags):
+        wanted = None
+    else:
+        wanted = REMOVE_INPUT
+    if wanted is not None and wanted not in tags:
+        tags.append(wanted)
+    return tags
+
+
+def _source(cell) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def presentation_tags(nb):
+    """Set the tags that decide what a reader of the book sees, on every cell of ``nb``.
+
+    See :func:`cell_presentation_tags` for the rules. Only the ``tags`` of cell metadata change
+    (and only where a tag is added); sources and outputs are untouched. Idempotent.
+
+    Returns:
+        ``nb``, changed in place.
+    """
+    for cell in nb.cells:
+        tags = cell_presentation_tags(cell)
+        if tags != list(cell.get("metadata", {}).get("tags", [])):
+            cell.setdefault("metadata", {})["tags"] = tags
+    return nb
+
+
+def read_notebook(path: str | os.PathLike):
+    """Read the notebook at ``path`` as it is stored (no format conversion).
+
+    Raises:
+        ChapterError: if ``path`` is missing or is not a notebook.
+    """
+    import nbformat
+
+    path = Path(path)
+    if path.suffix != ".ipynb":
+        raise ChapterError(f"{path}: not a notebook (.ipynb)")
+    try:
+        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=nbformat.NO_CONVERT)
+        if not isinstance(nb.get("cells"), list):
+            raise ValueError("no list of cells")
+    except FileNotFoundError:
+        raise ChapterError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ChapterError(f"{path}: is a folder, not a notebook") from None
+    except Exception as exc:  # not UTF-8, not JSON, not a notebook: all say the same to the user
+        raise ChapterError(f"{path}: not a Jupyter notebook ({type(exc).__name__})") from None
+    return nb
+
+
+def retag(paths: Sequence[str | os.PathLike]) -> list[bool]:
+    """Set the presentation tags of the executed notebooks at ``paths``.
+
+    Every notebook is read before any is written, and each is written atomically, so a bad path
+    changes no file. A notebook whose tags are already right is not rewritten.
+
+    Returns:
+        For each path, whether its file changed.
+
+    Raises:
+        ChapterError: if a path is missing or is not a notebook.
+    """
+    notebooks = [read_notebook(path) for path in paths]
+    changed = []
+    for path, nb in zip(paths, notebooks, strict=True):
+        before = [list(c.get("metadata", {}).get("tags", [])) for c in nb.cells]
+        presentation_tags(nb)
+        after = [list(c.get("metadata", {}).get("tags", [])) for c in nb.cells]
+        if after != before:
+            write_notebook(nb, Path(path))
+        changed.append(after != before)
+    return changed
 
 
 def provenance(name: str, profile: str, parameters: dict, command: Sequence[str]) -> dict:
@@ -187,6 +308,7 @@ def run_chapter(name: str, profile: str, out: str | os.PathLike, *, root: Path =
     executed.metadata.get("papermill", {}).update(
         input_path=str(chapter_path(name, root).relative_to(root)), output_path=str(out))
     executed.metadata["rlcomp"] = provenance(name, profile, params, command)
+    presentation_tags(executed)
     write_notebook(executed, out)
     return out
 
@@ -243,6 +365,9 @@ def _parser() -> argparse.ArgumentParser:
     base = sub.add_parser("baseline", help="re-execute chapters (smoke) into tests/baselines/")
     base.add_argument("names", nargs="*", metavar="NAME", help="chapters (default: all)")
     sub.add_parser("list", help="print the chapter names")
+    tag = sub.add_parser("retag", help="set the presentation tags of executed notebooks "
+                                       "(code hidden, parameters removed); nothing else changes")
+    tag.add_argument("paths", nargs="+", metavar="PATH", help="executed notebooks (.ipynb)")
     return parser
 
 
@@ -255,6 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.action == "list":
             print("\n".join(chapter_names()))
+        elif args.action == "retag":
+            for path, changed in zip(args.paths, retag(args.paths), strict=True):
+                print(f"{'retagged' if changed else 'unchanged'} {path}")
         elif args.action == "baseline":
             for path in refresh_baselines(command=command, names=args.names):
                 print(f"wrote {path}")

@@ -71,3 +71,36 @@ def test_smoke_chapter_builds_into_the_book(tmp_path):
     assert "LunarLander-v3" in page and "HalfCheetah-v5" in page
     assert 'id="fig-training-curves"' in page
     assert "Traceback" not in page
+
+
+def cells_not_tagged_for_readers(path: Path) -> list[str]:
+    """The cells of the notebook at ``path`` whose tags differ from :func:`presentation_tags`."""
+    nb = nbformat.read(path, as_version=4)
+    wrong = []
+    for index, cell in enumerate(nb.cells):
+        tags = cell.get("metadata", {}).get("tags", [])
+        wanted = chapters.cell_presentation_tags(cell)
+        if tags != wanted:
+            wrong.append(f"{path.name} cell {index}: tags {tags}, needs {wanted}")
+    return wrong
+
+
+def test_committed_chapters_carry_the_presentation_tags():
+    """Code hidden, parameters removed: run ``python -m rlcomp.chapters retag book/*.ipynb``."""
+    notebooks = sorted(BOOK.glob("*.ipynb"))
+    assert notebooks
+    wrong = [line for path in notebooks for line in cells_not_tagged_for_readers(path)]
+    assert not wrong, "\n".join(wrong[:20])
+
+
+def test_an_untagged_chapter_is_caught(tmp_path):
+    copy = tmp_path / "00-setup.ipynb"
+    nb = nbformat.read(BOOK / "00-setup.ipynb", as_version=4)
+    for cell in nb.cells:
+        cell.metadata.pop("tags", None)
+    nbformat.write(nb, copy)
+    wrong = cells_not_tagged_for_readers(copy)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert len(wrong) == len(code_cells) > 0
+    chapters.retag([copy])
+    assert cells_not_tagged_for_readers(copy) == []
