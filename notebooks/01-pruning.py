@@ -34,6 +34,7 @@ from myst_nb import glue
 
 from rlcomp.analysis.claims import minor_compression_gain
 from rlcomp.analysis.figures import fig3_pruning_return, level_lines
+from rlcomp.analysis.plotting import book_figure, declutter, readable, shared_legend
 from rlcomp.analysis.tables import portable, sweep_note, wide_table
 from rlcomp.analysis.verdict_table import claim_markdown
 from rlcomp.experiments.plans import PRUNING, chapter_results
@@ -57,18 +58,19 @@ Markdown(sweep_note(results.sweep, results.run))
 # ## Return against the fraction pruned (Fig 3)
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+fig, axes = book_figure(1, len(envs), height=3.4)
 fig3 = {env: fig3_pruning_return(frame, ax, env=env) for env, ax in zip(envs, axes[0], strict=True)}
-glue("fig-pruning-return", fig)
+declutter(shared_legend(fig))
+glue("fig-pruning-return", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-pruning-return
 # :name: fig-pruning-return
 #
-# Fig 3 of the study, both environments: mean return over the evaluation episodes against the
-# percentage of weights pruned; one line per way of pruning, the dense agent at 0%. Bands: 95% t
-# confidence intervals over training seeds.
+# Poster Fig 3: % pruned vs return, both environments. Mean return over the evaluation episodes
+# against the percentage of weights pruned; one line per way of pruning, the dense agent at 0%.
+# Bands: 95% t confidence intervals over training seeds.
 # ```
 
 # %%
@@ -84,19 +86,21 @@ Markdown(claim_markdown(minor_compression_gain, frame))
 # decision in ONNX Runtime.
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(2, len(envs), figsize=(11, 7), layout="constrained", squeeze=False)
+fig, axes = book_figure(2, len(envs), height=6.4)
 for env, ax_bytes, ax_latency in zip(envs, axes[0], axes[1], strict=True):
     level_lines(frame, ax_bytes, env=env, level="prune", metric="bytes")
     level_lines(frame, ax_latency, env=env, level="prune", metric="latency_onnx_median_s")
-glue("fig-pruning-cost", fig)
+declutter(shared_legend(fig))
+glue("fig-pruning-cost", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-pruning-cost
 # :name: fig-pruning-cost
 #
-# What pruning saves. Top: bytes of the compact file. Bottom: median batch-1 decision latency in
-# ONNX Runtime (one thread). Lines and bands as in {numref}`fig-pruning-return`.
+# Not in the poster: what pruning saves. Top: kilobytes (10^3 bytes) of the compact file.
+# Bottom: median batch-1 decision latency in ONNX Runtime (one thread), in microseconds. Lines
+# and bands as in {numref}`fig-pruning-return`.
 # ```
 
 # %% [markdown]

@@ -55,9 +55,11 @@ from rlcomp.analysis.figures import (
     fig7_rank_ram,
     fig8_grid_cpu,
     fig9_rank_cpu,
+    fixed_length_note,
     rank_lines,
     rank_return,
 )
+from rlcomp.analysis.plotting import book_figure, declutter, readable, shared_legend
 from rlcomp.analysis.selection import GRID_METHODS, select
 from rlcomp.analysis.tables import portable, sweep_note, wide_table
 from rlcomp.analysis.verdict_table import claim_markdown
@@ -89,23 +91,27 @@ Markdown(sweep_note(results.sweep, results.run))
 # time per environment step.
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(3, len(envs), figsize=(11, 10), layout="constrained", squeeze=False)
+fig, axes = book_figure(3, len(envs), height=8.6)
 for env, ax_eval, ax_length, ax_step in zip(envs, *axes, strict=True):
     fig5_rank_evaltime(frame, ax_eval, env=env)
     rank_lines(frame, ax_length, env=env, metric="episode_length_mean")
     fig5_rank_steptime(frame, ax_step, env=env)
-glue("fig-lowrank-evaltime", fig)
+declutter(shared_legend(fig))
+glue("fig-lowrank-evaltime", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-lowrank-evaltime
 # :name: fig-lowrank-evaltime
 #
-# Fig 5 of the study, both environments. Top: wall seconds of all evaluation episodes against
-# the percentage of rank reduced, one line per pruning level. Middle: mean episode length.
-# Bottom: wall seconds per environment step. Bands: 95% t confidence intervals over
-# training seeds.
+# Poster Fig 5: % rank reduced vs eval time, both environments. Top: wall seconds of all
+# evaluation episodes against the percentage of rank reduced, one line per pruning level. Middle:
+# mean episode length (steps). Bottom: wall microseconds per environment step. Bands: 95% t
+# confidence intervals over training seeds.
 # ```
+
+# %%
+Markdown(fixed_length_note(frame, envs))
 
 # %% [markdown]
 # The study's sharp fall "around 30%", first in its own measure (the evaluation's wall time,
@@ -142,18 +148,20 @@ Markdown(claim_markdown(partial(return_evaltime, metric="policy_time_ratio"), fr
 # ## Return over the grid of pruned by rank reduced (Fig 6)
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
-fig6 = {env: fig6_grid_return(frame, ax, env=env) for env, ax in zip(envs, axes[0], strict=True)}
-glue("fig-lowrank-grid-return", fig)
+fig, axes = book_figure(len(envs), 1, height=3.0 * len(envs))
+fig6 = {env: fig6_grid_return(frame, ax, env=env) for env, ax in zip(envs, axes[:, 0], strict=True)}
+declutter(fig)
+glue("fig-lowrank-grid-return", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-lowrank-grid-return
 # :name: fig-lowrank-grid-return
 #
-# Fig 6 of the study, both environments: mean return over the evaluation episodes for each pair
-# of a percentage pruned (x) and a percentage of rank reduced (y); the dense agent is the bottom
-# left cell.
+# Poster Fig 6: % pruned and % rank reduced vs return, both environments. Mean return over the
+# evaluation episodes for each pair of a percentage pruned (x) and a percentage of rank reduced
+# (y), written in the cell where it fits (the table below has every value with its interval); the
+# dense agent is the bottom left cell.
 # ```
 
 # %%
@@ -188,25 +196,24 @@ portable(wide_table(fig6, "lowrank", column="prune"))
 # matrix, a bitmask and the nonzeros where pruning makes that smaller).
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(3, len(envs), figsize=(11, 10), layout="constrained", squeeze=False)
+fig, axes = book_figure(3, len(envs), height=8.6)
 fig7_bytes = {}
 for env, ax_ram, ax_own, ax_bytes in zip(envs, *axes, strict=True):
     fig7_rank_ram(frame, ax_ram, env=env)
-    fig7_rank_ram(frame, ax_own, env=env, metric="isolated_footprint_bytes",
-                  ylabel="Isolated footprint (bytes)")
-    fig7_bytes[env] = fig7_rank_ram(frame, ax_bytes, env=env, metric="bytes",
-                                    ylabel="Model file (bytes)")
-glue("fig-lowrank-ram", fig)
+    fig7_rank_ram(frame, ax_own, env=env, metric="isolated_footprint_bytes")
+    fig7_bytes[env] = fig7_rank_ram(frame, ax_bytes, env=env, metric="bytes")
+declutter(shared_legend(fig))
+glue("fig-lowrank-ram", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-lowrank-ram
 # :name: fig-lowrank-ram
 #
-# Fig 7 of the study, both environments. Top: the evaluating process's % RAM against the percentage
-# of rank reduced, one line per pruning level (environment-dominated). Middle: the model's isolated
-# footprint. Bottom: bytes of the compressed model's compact file. Bands: 95% t confidence intervals
-# over training seeds.
+# Poster Fig 7: % rank reduced vs % RAM, both environments. Top: the evaluating process's % RAM
+# against the percentage of rank reduced, one line per pruning level (environment-dominated).
+# Middle: the model's isolated footprint in kB (10^3 bytes). Bottom: kilobytes of the compressed
+# model's compact file. Bands: 95% t confidence intervals over training seeds.
 # ```
 
 # %%
@@ -226,18 +233,20 @@ wide_table(fig7_bytes, "lowrank", column="prune", decimals=0)
 # ## CPU over the grid of pruned by rank reduced (Fig 8)
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
-for env, ax in zip(envs, axes[0], strict=True):
+fig, axes = book_figure(len(envs), 1, height=3.0 * len(envs))
+for env, ax in zip(envs, axes[:, 0], strict=True):
     fig8_grid_cpu(frame, ax, env=env)
-glue("fig-lowrank-grid-cpu", fig)
+declutter(fig)
+glue("fig-lowrank-grid-cpu", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-lowrank-grid-cpu
 # :name: fig-lowrank-grid-cpu
 #
-# Fig 8 of the study, both environments: the evaluating process's CPU utilisation (%) for each
-# pair of a percentage pruned (x) and a percentage of rank reduced (y).
+# Poster Fig 8: % pruned and % rank reduced vs CPU %, both environments. The evaluating process's
+# CPU utilisation (%) for each pair of a percentage pruned (x) and a percentage of rank reduced
+# (y), written in the cell where it fits.
 # ```
 
 # %% [markdown]
@@ -250,23 +259,23 @@ plt.close(fig)
 # policy's (interleaved A/B runs in a fresh process pinned to one core with one thread).
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(3, len(envs), figsize=(11, 10), layout="constrained", squeeze=False)
+fig, axes = book_figure(3, len(envs), height=8.6)
 for env, ax_cpu, ax_seconds, ax_policy in zip(envs, *axes, strict=True):
     fig9_rank_cpu(frame, ax_cpu, env=env)
     fig9_rank_cpu(frame, ax_seconds, env=env, metric="cpu_seconds_per_step")
-    fig9_rank_cpu(frame, ax_policy, env=env, metric="policy_time_ratio",
-                  ylabel="Policy time per decision / dense")
-glue("fig-lowrank-cpu", fig)
+    fig9_rank_cpu(frame, ax_policy, env=env, metric="policy_time_ratio")
+declutter(shared_legend(fig))
+glue("fig-lowrank-cpu", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-lowrank-cpu
 # :name: fig-lowrank-cpu
 #
-# Fig 9 of the study, both environments. Top: CPU utilisation (%) of the evaluating process
-# against the percentage of rank reduced, one line per pruning level (environment-dominated).
-# Middle: CPU seconds per environment step. Bottom: the policy's time per decision over the dense
-# policy's. Bands: 95% t confidence intervals over training seeds.
+# Poster Fig 9: % rank reduced vs CPU %, both environments. Top: CPU utilisation (%) of the
+# evaluating process against the percentage of rank reduced, one line per pruning level
+# (environment-dominated). Middle: CPU microseconds per environment step. Bottom: the policy's time
+# per decision over the dense policy's. Bands: 95% t confidence intervals over training seeds.
 # ```
 
 # %% [markdown]
@@ -294,19 +303,20 @@ Markdown(claim_markdown(partial(rank_resources, metric="cpu_percent"), frame))
 # plain method.
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+fig, axes = book_figure(1, len(envs), height=3.4)
 keep_io = {env: rank_return(frame, ax, env=env, variants=LOWRANK_VARIANTS)
            for env, ax in zip(envs, axes[0], strict=True)}
-glue("fig-lowrank-keep-io", fig)
+declutter(shared_legend(fig))
+glue("fig-lowrank-keep-io", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-lowrank-keep-io
 # :name: fig-lowrank-keep-io
 #
-# Return against the percentage of rank reduced, with every layer reduced and with the input and
-# output layers kept at full rank (no pruning). Bands: 95% t confidence intervals over
-# training seeds.
+# Not in the poster: its proposed remedy. Return against the percentage of rank reduced, with every
+# layer reduced and with the input and output layers kept at full rank (no pruning). Bands: 95% t
+# confidence intervals over training seeds.
 # ```
 
 # %%

@@ -44,6 +44,7 @@ from myst_nb import glue
 
 from rlcomp.analysis.claims import POSTER_STORAGE_MB, quant_cpu_ram, quant_storage
 from rlcomp.analysis.figures_bars import latency_bars, spec_bars, storage_bars
+from rlcomp.analysis.plotting import book_figure, declutter, readable, shared_legend
 from rlcomp.analysis.selection import QUANT_MODELS
 from rlcomp.analysis.tables import latency_ratios, portable, spec_table, sweep_note
 from rlcomp.analysis.verdict_table import claim_markdown
@@ -72,19 +73,21 @@ Markdown(sweep_note(results.sweep, results.run))
 # shows what that does to the return, beside the compositions and the rank-reduced model.
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
-for env, ax in zip(envs, axes[0], strict=True):
+fig, axes = book_figure(len(envs), 1, height=2.8 * len(envs))
+for env, ax in zip(envs, axes[:, 0], strict=True):
     spec_bars(frame, ax, env=env, models=QUANT_MODELS, metric="return_mean")
-glue("fig-quant-return", fig)
+declutter(shared_legend(fig))
+glue("fig-quant-return", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-quant-return
 # :name: fig-quant-return
 #
-# Mean return over the evaluation episodes of the dense agent, its int8 version (post-training
-# quantization), pruned 50% then int8, rank reduced 50% then int8, and rank reduced 75% in
-# float32. Error bars: 95% t confidence intervals over training seeds.
+# Not in the poster: its quantization is reported in text. Mean return over the evaluation episodes
+# of the dense agent, its int8 version (post-training quantization), pruned 50% then int8, rank
+# reduced 50% then int8, and rank reduced 75% in float32. Error bars: 95% t confidence intervals
+# over training seeds.
 # ```
 
 # %% [markdown]
@@ -104,19 +107,20 @@ spec_table(frame, QUANT_MODELS, {"return": "return_mean"}, envs=envs)
 # beside the study's 0.3 MB, 0.1 MB and 0.075 MB.
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+fig, axes = book_figure(1, len(envs), height=3.6)
 for env, ax in zip(envs, axes[0], strict=True):
     storage_bars(frame, ax, env=env, reported=POSTER_STORAGE_MB)
-glue("fig-quant-storage", fig)
+declutter(shared_legend(fig))
+glue("fig-quant-storage", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-quant-storage
 # :name: fig-quant-storage
 #
-# Storage in MB (10^6 bytes): the dense float32 file, our int8 file and the int8 theoretical size
-# (one byte per parameter); hatched, the study's reported sizes. The measured sizes do not vary
-# between training seeds.
+# Not in the poster: the sizes its text reports, drawn. Storage in MB (10^6 bytes): the dense
+# float32 file, our int8 file and the int8 theoretical size (one byte per parameter); hatched, the
+# study's reported sizes. The measured sizes do not vary between training seeds.
 # ```
 
 # %%
@@ -144,8 +148,8 @@ spec_table(frame, QUANT_MODELS,
 # them stands the policy's own time per decision: a fresh process pinned to one core with one
 # thread runs blocks of decisions of the compressed and the dense policy in turn (at least 30
 # interleaved pairs), and the ratio of their times is the measure ({numref}`fig-quant-cpu`,
-# bottom). What should change is counted first, the same on every machine: the multiply-accumulates
-# of one decision and the bytes of weights it reads.
+# lower panels). What should change is counted first, the same on every machine: the
+# multiply-accumulates of one decision and the bytes of weights it reads.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -155,22 +159,23 @@ spec_table(frame, QUANT_MODELS,
            envs=envs, formats=dict.fromkeys(["MACs per decision", "weight bytes read"], "{:,.0f}"))
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(2, len(envs), figsize=(11, 7.5), layout="constrained", squeeze=False)
-for env, ax_util, ax_own in zip(envs, axes[0], axes[1], strict=True):
+fig, axes = book_figure(2 * len(envs), 1, height=2.6 * 2 * len(envs))
+for env, ax_util, ax_own in zip(envs, axes[0::2, 0], axes[1::2, 0], strict=True):
     spec_bars(frame, ax_util, env=env, models=QUANT_MODELS, metric="cpu_percent")
-    spec_bars(frame, ax_own, env=env, models=QUANT_MODELS, metric="policy_time_ratio",
-              ylabel="Policy time per decision / dense")
-glue("fig-quant-cpu", fig)
+    spec_bars(frame, ax_own, env=env, models=QUANT_MODELS, metric="policy_time_ratio")
+declutter(shared_legend(fig))
+glue("fig-quant-cpu", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-quant-cpu
 # :name: fig-quant-cpu
 #
-# CPU. Top: CPU % of the evaluating process over the whole evaluation (the study's measure,
-# environment-dominated). Bottom: the policy's own time per decision as a ratio to the dense
-# policy's (eager PyTorch, batch 1, interleaved A/B runs in a fresh pinned process). Error bars:
-# 95% t confidence intervals over training seeds.
+# Not in the poster: its quantization text reports no change of CPU. CPU, two panels per
+# environment. Upper: CPU % of the evaluating process over the whole evaluation (the study's
+# measure, environment-dominated). Lower: the policy's own time per decision as a ratio to the dense
+# policy's (eager PyTorch, batch 1, interleaved A/B runs in a fresh pinned process). Error bars: 95%
+# t confidence intervals over training seeds.
 # ```
 
 # %%
@@ -185,22 +190,24 @@ Markdown(claim_markdown(partial(quant_cpu_ram, metric="cpu_percent"), frame))
 # over the whole evaluation). The cleaner measure is the model's own footprint: two fresh processes,
 # pinned to one core, import the same modules and run the same decisions, one with the model loaded
 # from its compact file and one without a model; the footprint is the difference of their resident
-# memory ({numref}`fig-quant-ram`, bottom).
+# memory ({numref}`fig-quant-ram`, lower panels).
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(2, len(envs), figsize=(11, 7.5), layout="constrained", squeeze=False)
-for env, ax_share, ax_own in zip(envs, axes[0], axes[1], strict=True):
+fig, axes = book_figure(2 * len(envs), 1, height=2.6 * 2 * len(envs))
+for env, ax_share, ax_own in zip(envs, axes[0::2, 0], axes[1::2, 0], strict=True):
     spec_bars(frame, ax_share, env=env, models=QUANT_MODELS, metric="ram_percent")
     spec_bars(frame, ax_own, env=env, models=QUANT_MODELS, metric="isolated_footprint_bytes",
               scale=1e-6, ylabel="Model footprint (MB)")
-glue("fig-quant-ram", fig)
+declutter(shared_legend(fig))
+glue("fig-quant-ram", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-quant-ram
 # :name: fig-quant-ram
 #
-# Memory. Top: % RAM of the evaluating process (the study's measure). Bottom: the model's
+# Not in the poster: its quantization text reports no change of RAM. Memory, two panels per
+# environment. Upper: % RAM of the evaluating process (the study's measure). Lower: the model's
 # footprint in an isolated inference process, resident MB with the model minus without it (its
 # tensors, the copies loading left alive, activations and kernel workspace). Error bars: 95% t
 # confidence intervals over training seeds.
@@ -241,21 +248,22 @@ spec_table(frame, QUANT_MODELS,
 # ({numref}`fig-quant-latency`).
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+fig, axes = book_figure(1, len(envs), height=3.4)
 latency = {env: latency_bars(frame, ax, env=env,
                              models={"dense": "dense", "int8": "quant=8",
                                      "low rank 75%": "lowrank=0.75"})
            for env, ax in zip(envs, axes[0], strict=True)}
-glue("fig-quant-latency", fig)
+declutter(shared_legend(fig))
+glue("fig-quant-latency", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-quant-latency
 # :name: fig-quant-latency
 #
-# Median latency of one decision at batch size 1 (one thread, after warm-up) in PyTorch eager
-# and in ONNX Runtime, for the dense agent, its int8 version and the model rank reduced 75%.
-# Error bars: 95% t confidence intervals over training seeds.
+# Not in the poster: median latency of one decision at batch size 1 in microseconds (one thread,
+# after warm-up) in PyTorch eager and in ONNX Runtime, for the dense agent, its int8 version and the
+# model rank reduced 75%. Error bars: 95% t confidence intervals over training seeds.
 # ```
 
 # %% [markdown]

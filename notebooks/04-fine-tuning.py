@@ -53,8 +53,15 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from rlcomp.analysis.claims import finetune_cost, finetune_deviation, finetune_no_gain
-from rlcomp.analysis.figures import fig4_evaltime_return, fig10_ram_return, label_points
+from rlcomp.analysis.figures import (
+    fig4_evaltime_return,
+    fig10_ram_return,
+    fit_slopes,
+    fixed_length_note,
+    label_points,
+)
 from rlcomp.analysis.figures_bars import finetune_cost_bars
+from rlcomp.analysis.plotting import book_figure, declutter, readable, shared_legend
 from rlcomp.analysis.selection import without_finetuned_dense
 from rlcomp.analysis.tables import finetune_cost_table, finetune_table, sweep_note
 from rlcomp.analysis.verdict_table import claim_markdown
@@ -88,26 +95,39 @@ Markdown(sweep_note(results.sweep, results.run))
 
 # %% tags=["remove-output"]
 points = without_finetuned_dense(frame)
-fig, axes = plt.subplots(2, len(envs), figsize=(11, 8), layout="constrained", squeeze=False)
+fig, axes = book_figure(2, len(envs), height=7.6)
+fig4 = {}
 for env, ax_total, ax_step in zip(envs, axes[0], axes[1], strict=True):
-    label_points(ax_total, fig4_evaltime_return(points, ax_total, env=env), points)
-    label_points(ax_step, fig4_evaltime_return(points, ax_step, env=env,
-                                               x_metric="seconds_per_step"), points)
-glue("fig-finetune-evaltime", fig)
+    fig4[f"{env}, % eval time"] = fig4_evaltime_return(points, ax_total, env=env, fit=True)
+    fig4[f"{env}, % eval time per step"] = fig4_evaltime_return(
+        points, ax_step, env=env, x_metric="seconds_per_step", fit=True)
+    label_points(ax_total, fig4[f"{env}, % eval time"], points)
+    label_points(ax_step, fig4[f"{env}, % eval time per step"], points)
+declutter(shared_legend(fig))
+glue("fig-finetune-evaltime", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-finetune-evaltime
 # :name: fig-finetune-evaltime
 #
-# Fig 4 of the study, both environments: mean return against evaluation time in % of the dense
-# agent's, one point per compression, naive and fine-tuned; the star is the dense agent. Labels:
-# P = pruned, R = rank reduced (with the % level), int8 = post-training quantization, QAT =
-# quantization-aware. Top: the wall time of all evaluation episodes (the study's measure).
-# Bottom: wall time per environment step. Error bars: 95% t confidence intervals over
-# training seeds, in both directions. The dense agent fine-tuned (the control) is left out here;
-# its return is in the table below.
+# Poster Fig 4: % eval time vs return, both environments. Mean return against evaluation time
+# in % of the dense agent's, one point per compression, naive (circles) and fine-tuned (squares);
+# the star is the dense agent. Labels: P = pruned, R = rank reduced (with the % level), int8 =
+# post-training quantization, QAT = quantization-aware; a label that would cover another is left
+# out, its point keeps its marker and colour. Top: the wall time of all evaluation episodes (the
+# study's measure). Bottom: wall time per environment step. Error bars: 95% t confidence
+# intervals over training seeds, in both directions. Dashed: ordinary least-squares line of the
+# compressions' mean returns on their mean times, naive and fine-tuned apart, with its 95%
+# confidence band; the slopes are listed below. The dense agent fine-tuned (the control) is left
+# out here; its return is in the table at the end.
 # ```
+
+# %%
+Markdown(fit_slopes(fig4, unit="percentage point of the dense agent's time"))
+
+# %%
+Markdown(fixed_length_note(frame, envs))
 
 # %% [markdown]
 # How we measure "the spread of performance at a given evaluation time" was fixed before looking
@@ -124,22 +144,28 @@ Markdown(claim_markdown(partial(finetune_deviation, x_metric="eval_seconds"), fr
 # ## Return against RAM (Fig 10)
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4), layout="constrained", squeeze=False)
+fig, axes = book_figure(1, len(envs), height=4.2)
+fig10 = {}
 for env, ax in zip(envs, axes[0], strict=True):
-    label_points(ax, fig10_ram_return(points, ax, env=env), points)
-glue("fig-finetune-ram", fig)
+    fig10[f"{env}, % RAM"] = fig10_ram_return(points, ax, env=env, fit=True)
+    label_points(ax, fig10[f"{env}, % RAM"], points)
+declutter(shared_legend(fig))
+glue("fig-finetune-ram", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-finetune-ram
 # :name: fig-finetune-ram
 #
-# Fig 10 of the study, both environments: mean return against the % RAM of the evaluating
-# process, one point per compression, naive and fine-tuned; the star is the dense agent; labels
-# as in {numref}`fig-finetune-evaltime`. Error bars: 95% t confidence intervals over
-# training seeds. The share of RAM is mostly the runtime's, whatever the model (chapter
+# Poster Fig 10: %RAM vs return, both environments. Mean return against the % RAM of the
+# evaluating process, one point per compression, naive and fine-tuned; the star is the dense
+# agent; labels, error bars and fitted lines as in {numref}`fig-finetune-evaltime` (slopes below).
+# The share of RAM is mostly the runtime's, whatever the model (chapter
 # [Quantization](03-quantization) measures the model's own footprint).
 # ```
+
+# %%
+Markdown(fit_slopes(fig10, unit="percentage point of RAM"))
 
 # %%
 Markdown(claim_markdown(partial(finetune_deviation, x_metric="ram_percent"), frame))
@@ -169,19 +195,21 @@ Markdown(claim_markdown(finetune_cost, frame))
 # sweep recorded them in the same job.
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(envs), figsize=(11, 4.5), layout="constrained", squeeze=False)
-for env, ax in zip(envs, axes[0], strict=True):
+fig, axes = book_figure(len(envs), 1, height=3.0 * len(envs))
+for env, ax in zip(envs, axes[:, 0], strict=True):
     finetune_cost_bars(frame, ax, env=env)
-glue("fig-finetune-cost", fig)
+declutter(shared_legend(fig))
+glue("fig-finetune-cost", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-finetune-cost
 # :name: fig-finetune-cost
 #
-# CPU seconds of fine-tuning each compressed agent (its whole budget of environment steps) and of
-# evaluating the fine-tuned agent (all evaluation episodes of one job), one thread. Error bars:
-# 95% t confidence intervals over training seeds.
+# Not in the poster: CPU seconds of fine-tuning each compressed agent (its whole budget of
+# environment steps) and of evaluating the fine-tuned agent (all evaluation episodes of one job),
+# one thread; models named as in {numref}`fig-finetune-evaltime`. Error bars: 95% t confidence
+# intervals over training seeds.
 # ```
 
 # %% [markdown]

@@ -376,3 +376,89 @@ def aggregate(frame: pd.DataFrame, by: str | Sequence[str], metric: str | None =
         records.append({**dict(zip(keys, key, strict=True)), **measured._asdict()})
     table = pd.DataFrame.from_records(records, columns=[*keys, *AGGREGATE_COLUMNS])
     return table.astype({"n_seeds": "int64"})
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """An ordinary least-squares line ``y = intercept + slope * x`` with its 95% intervals.
+
+    Made by :func:`linear_fit`; the intervals are the classical ones of the normal linear model
+    (Student-t with ``n - 2`` degrees of freedom).
+    """
+
+    slope: float
+    """Change of y per unit of x."""
+    intercept: float
+    """y at x = 0."""
+    slope_ci: tuple[float, float]
+    """Confidence interval of the slope: ``slope -+ t * stderr``."""
+    n: int
+    """Points fitted."""
+    residual_sd: float
+    """Standard deviation of the residuals around the line (``n - 2`` degrees of freedom)."""
+    x_mean: float
+    """Mean of the fitted x."""
+    x_ss: float
+    """Sum of squared deviations of x from its mean."""
+    t_quantile: float
+    """The t quantile of the intervals (``(1 + confidence) / 2``, ``n - 2`` degrees of freedom)."""
+
+    def predict(self, x: float | np.ndarray) -> np.ndarray:
+        """The line at ``x``."""
+        return self.intercept + self.slope * np.asarray(x, dtype=np.float64)
+
+    def band(self, x: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper ends of the confidence band of the line (the mean of y) at ``x``.
+
+        ``predict(x) -+ t * residual_sd * sqrt(1 / n + (x - x_mean)^2 / x_ss)``: narrowest at the
+        mean of x, where it is the interval of the mean of y.
+        """
+        x_ = np.asarray(x, dtype=np.float64)
+        half = self.t_quantile * self.residual_sd * np.sqrt(
+            1.0 / self.n + (x_ - self.x_mean) ** 2 / self.x_ss)
+        centre = self.predict(x_)
+        return centre - half, centre + half
+
+
+def linear_fit(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray,
+               confidence: float = 0.95) -> LinearFit:
+    """The ordinary least-squares line of ``y`` on ``x``, its slope interval and confidence band.
+
+    The slope and intercept are those of ``scipy.stats.linregress``; the slope's interval is
+    ``slope -+ t_{(1 + confidence) / 2, n - 2} * stderr``.
+
+    Args:
+        x: the explanatory values.
+        y: the responses, as many as ``x``.
+        confidence: coverage of the intervals, in (0, 1).
+
+    Returns:
+        The :class:`LinearFit`.
+
+    Raises:
+        ValueError: for fewer than 3 points, unequal lengths, NaN values, x all equal or a bad
+            confidence.
+    """
+    from scipy import stats as scipy_stats
+
+    _check("mean", confidence, 1, "t")
+    x_ = np.asarray(x, dtype=np.float64).ravel()
+    y_ = np.asarray(y, dtype=np.float64).ravel()
+    if x_.size != y_.size:
+        raise ValueError(f"x and y must have the same length, got {x_.size} and {y_.size}")
+    if x_.size < 3:
+        raise ValueError(f"linear_fit needs at least 3 points, got {x_.size}")
+    if np.isnan(x_).any() or np.isnan(y_).any():
+        raise ValueError("linear_fit got NaN values; drop them first")
+    x_ss = float(((x_ - x_.mean()) ** 2).sum())
+    if x_ss == 0.0:
+        raise ValueError("linear_fit needs x values that differ; all are equal")
+    n = x_.size
+    slope = float(((x_ - x_.mean()) * (y_ - y_.mean())).sum() / x_ss)
+    intercept = float(y_.mean() - slope * x_.mean())
+    residuals = y_ - (intercept + slope * x_)
+    residual_sd = float(math.sqrt((residuals ** 2).sum() / (n - 2)))
+    t_quantile = float(scipy_stats.t.ppf((1.0 + confidence) / 2.0, n - 2))
+    half = t_quantile * residual_sd / math.sqrt(x_ss)
+    return LinearFit(slope, intercept, (slope - half, slope + half), n, residual_sd,
+                     float(x_.mean()), x_ss, t_quantile)

@@ -280,12 +280,12 @@ def test_fig4_absolute_per_step(frame, ax):
     table = figures.fig4_evaltime_return(frame, ax, env=LL, x_metric="seconds_per_step",
                                          relative=False)
     assert table.loc[table["spec"] == "dense", "x_estimate"].item() == pytest.approx(8 / 1024)
-    assert ax.get_xlabel() == "Eval time per step (s)"
+    assert ax.get_xlabel() == "Eval time per step (µs)"
 
 
 @pytest.mark.parametrize("function, metric, ylabel", [
     (figures.fig5_rank_evaltime, "eval_seconds", "Eval time (s)"),
-    (figures.fig5_rank_steptime, "seconds_per_step", "Eval time per step (s)"),
+    (figures.fig5_rank_steptime, "seconds_per_step", "Eval time per step (µs)"),
     (figures.fig7_rank_ram, "ram_percent", "% RAM"),
     (figures.fig9_rank_cpu, "cpu_percent", "CPU %"),
 ])
@@ -359,7 +359,7 @@ def test_latency_bars(frame, ax):
     got = {(r.model, r.runtime): r.estimate for r in table.itertuples()}
     assert got[("int8", "PyTorch eager")] == pytest.approx(2000 / 1024)
     assert got[("low rank 50%", "ONNX Runtime")] == pytest.approx(250 / 1024)
-    assert ax.get_ylabel() == "Latency per decision, median (ms)" and len(ax.patches) == 6
+    assert ax.get_ylabel() == "Latency per decision, median (µs)" and len(ax.patches) == 6
 
 
 def test_figures_need_env_when_the_frame_has_two(frame, ax):

@@ -36,7 +36,21 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
-from rlcomp.analysis.plotting import LEVEL_LABELS, draw_band, error_bars, finish_axes, label
+from rlcomp.analysis.plotting import (
+    CELL_LABEL,
+    LEVEL_LABELS,
+    MIN_LABEL_PT,
+    MOVABLE,
+    SEQUENTIAL_CMAP,
+    colour,
+    display_scale,
+    draw_band,
+    error_bars,
+    finish_axes,
+    label,
+    marker,
+    page_scale,
+)
 from rlcomp.analysis.selection import (
     DEFAULT_INTERVALS,
     GRID_METHODS,
@@ -47,7 +61,7 @@ from rlcomp.analysis.selection import (
     select,
 )
 from rlcomp.analysis.training import TARGETS
-from rlcomp.stats import AGGREGATE_COLUMNS, IntervalSettings
+from rlcomp.stats import AGGREGATE_COLUMNS, IntervalSettings, linear_fit
 
 PRUNE_VARIANTS = {"global": "prune", "per-layer": "prune[layer]",
                   "structured": "prune[structured]"}
@@ -102,7 +116,8 @@ def level_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None, level:
             continue
         table = over_seeds(mine, [level], None, intervals)
         table.insert(0, "variant", name)
-        draw_band(ax, 100 * table[level], table, name, f"C{i}")
+        draw_band(ax, 100 * table[level], table, name, colour(i), display_scale(metric),
+                  marker(i))
         tables.append(table)
     finish_axes(ax, xlabel or LEVEL_LABELS.get(level, level), ylabel or label(metric),
             title or env, empty=not tables)
@@ -164,7 +179,8 @@ def rank_lines(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         wanted = np.asarray(prune_levels, dtype=float)
         table = table[[bool(np.isclose(p, wanted).any()) for p in table["prune"]]]
     for i, (prune, line) in enumerate(table.groupby("prune", sort=True)):
-        draw_band(ax, 100 * line["lowrank"], line, f"{100 * prune:g}% pruned", f"C{i % 10}")
+        draw_band(ax, 100 * line["lowrank"], line, f"{100 * prune:g}% pruned", colour(i),
+                  display_scale(metric), marker(i))
     finish_axes(ax, LEVEL_LABELS["lowrank"], ylabel or label(metric), title or env,
             empty=table.empty)
     return table.reset_index(drop=True)
@@ -212,6 +228,11 @@ def fig9_rank_cpu(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
 
 # Pruned x rank-reduced heatmaps -----------------------------------------------------------------
 
+def label_size(ax: Axes) -> float:
+    """The font size (points) of a label in ``ax`` shown at :data:`MIN_LABEL_PT` on the page."""
+    return MIN_LABEL_PT / page_scale(ax.figure)
+
+
 def _text_color(rgba: tuple[float, ...]) -> str:
     luminance = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
     return "black" if luminance > 0.5 else "white"
@@ -221,12 +242,13 @@ def grid_heatmap(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                  metric: str = "return_mean", methods: Sequence[str] = GRID_METHODS,
                  finetuned: bool = False, intervals: IntervalSettings = DEFAULT_INTERVALS,
                  annotate: bool = True,
-                 fmt: str = "{:.0f}", cmap: str = "viridis", colorbar: bool = True,
+                 fmt: str = "{:.0f}", cmap: str = SEQUENTIAL_CMAP, colorbar: bool = True,
                  clabel: str | None = None, title: str | None = None) -> pd.DataFrame:
     """A metric over the grid of % pruned (x) by % rank reduced (y), one cell per pair of levels.
 
-    Cells show the estimate over seeds (annotated with ``fmt``); their intervals are in the
-    returned frame. Pairs without results stay blank.
+    Cells show the estimate over seeds (annotated with ``fmt`` at the book's smallest text size;
+    :func:`rlcomp.analysis.plotting.declutter` removes the numbers when a cell is too narrow for
+    them); their intervals are in the returned frame. Pairs without results stay blank.
 
     Args:
         frame: the tidy frame.
@@ -253,14 +275,15 @@ def grid_heatmap(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     if table.empty:
         return table
     cells = table.pivot(index="lowrank", columns="prune", values="estimate")
-    values = cells.to_numpy(float)
+    values = display_scale(metric) * cells.to_numpy(float)
     image = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap=cmap)
     ax.set_xticks(range(cells.shape[1]), _percent(cells.columns))
     ax.set_yticks(range(cells.shape[0]), _percent(cells.index))
     if annotate:
         for (i, j), value in np.ndenumerate(values):
             if not math.isnan(value):
-                ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize="x-small",
+                ax.text(j, i, fmt.format(value), ha="center", va="center",
+                        fontsize=label_size(ax), gid=CELL_LABEL,
                         color=_text_color(image.cmap(image.norm(value))))
     if colorbar:
         ax.figure.colorbar(image, ax=ax, label=clabel or label(metric))
@@ -291,14 +314,24 @@ POINT_KEYS = ["spec", "method", "finetuned"]
 """What makes one point of :func:`naive_vs_finetuned`: a compression, naive or fine-tuned."""
 
 
+SCATTER_GROUPS = {"naive": (False, "o", 0), "fine-tuned": (True, "s", 1)}
+"""The two kinds of compressed points of :func:`naive_vs_finetuned`: name -> (finetuned, marker,
+colour index)."""
+
+
 def naive_vs_finetuned(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                        x_metric: str = "eval_seconds", y_metric: str = "return_mean",
                        relative_x: bool = False, methods: Sequence[str] | None = None,
                        intervals: IntervalSettings = DEFAULT_INTERVALS, xlabel: str | None = None,
-                       ylabel: str | None = None, title: str | None = None) -> pd.DataFrame:
+                       ylabel: str | None = None, title: str | None = None,
+                       fit: bool = False) -> pd.DataFrame:
     """One point per compressed model, naive and fine-tuned in two colours, with x and y intervals.
 
     The dense model is a star. Both coordinates are aggregated over training seeds separately.
+    With ``fit``, each kind of point (naive, fine-tuned) gets its ordinary least-squares line
+    over the compressions' means (:func:`rlcomp.stats.linear_fit`, the dense model left out) with
+    the line's 95% confidence band (cut at the limits the points set); :func:`fit_slopes` lists
+    the slopes with their 95% intervals.
 
     Args:
         frame: the tidy frame.
@@ -313,10 +346,13 @@ def naive_vs_finetuned(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         xlabel: x axis name (default from :data:`LABELS` or :data:`RELATIVE_LABELS`).
         ylabel: y axis name (default from :data:`LABELS`).
         title: axes title (default the environment).
+        fit: draw the fitted lines and bands (kinds with fewer than 3 distinct x get none).
 
     Returns:
         Columns ``spec, method, finetuned``, then ``x_estimate, x_ci_low, x_ci_high, x_n_seeds``
-        and the same four for ``y_``.
+        and the same four for ``y_``, in stored units; ``attrs["display_scale"]`` holds the
+        factors (x, y) the axes show them with, and with ``fit`` ``attrs["fits"]`` maps each
+        kind fitted to its :class:`rlcomp.stats.LinearFit` (in the axes' units).
     """
     env = resolve_env(frame, env)
     rows = select(frame, env=env, methods=methods, finetuned=None)
@@ -326,19 +362,66 @@ def naive_vs_finetuned(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     ys = over_seeds(rows, POINT_KEYS, y_metric, intervals)
     table = xs.merge(ys, on=POINT_KEYS, suffixes=("_x", "_y"))
     table.columns = [*POINT_KEYS, *(f"{axis}_{c}" for axis in "xy" for c in AGGREGATE_COLUMNS)]
+    x_scale, y_scale = display_scale(x_metric, relative_x), display_scale(y_metric)
     dense = table["method"] == "dense"
-    groups = (("naive", "o", 5, "C0", ~table["finetuned"] & ~dense),
-              ("fine-tuned", "s", 5, "C1", table["finetuned"] & ~dense),
-              ("dense", "*", 9, "k", dense))
-    for name, marker, size, color, mask in groups:
+    groups = [(name, shape, 5, colour(i), (table["finetuned"] == tuned) & ~dense)
+              for name, (tuned, shape, i) in SCATTER_GROUPS.items()]
+    groups.append(("dense", "*", 10, "k", dense))
+    for name, shape, size, color, mask in groups:
         points = table[mask]
         if not points.empty:
-            ax.errorbar(points["x_estimate"], points["y_estimate"], xerr=error_bars(points, "x_"),
-                        yerr=error_bars(points, "y_"), fmt=marker, ms=size, color=color, capsize=2,
-                        elinewidth=0.7, alpha=0.85, label=name)
+            ax.errorbar(x_scale * points["x_estimate"], y_scale * points["y_estimate"],
+                        xerr=x_scale * error_bars(points, "x_"),
+                        yerr=y_scale * error_bars(points, "y_"), fmt=shape, ms=size,
+                        color=color, capsize=2, elinewidth=0.7, alpha=0.85, label=name)
+    fits = {}
+    if fit:
+        ax.autoscale_view()
+        ax.set_autoscale_on(False)  # the points set the limits; a wide band is cut at the edges
+        for name, _, _, color, mask in groups[:-1]:
+            points = table[mask].dropna(subset=["x_estimate", "y_estimate"])
+            if points["x_estimate"].nunique() < 3:
+                continue
+            fits[name] = _draw_fit(ax, x_scale * points["x_estimate"].to_numpy(float),
+                                   y_scale * points["y_estimate"].to_numpy(float), name, color)
     finish_axes(ax, xlabel or label(x_metric, relative_x), ylabel or label(y_metric), title or env,
             empty=table.empty)
+    table.attrs["display_scale"] = (x_scale, y_scale)
+    if fit:
+        table.attrs["fits"] = fits
     return table
+
+
+def _draw_fit(ax: Axes, x: np.ndarray, y: np.ndarray, name: str, color: str):
+    """The OLS line of ``y`` on ``x`` over the range of ``x`` with its 95% band; returns the fit."""
+    line = linear_fit(x, y)
+    at = np.linspace(x.min(), x.max(), 50)
+    low, high = line.band(at)
+    ax.plot(at, line.predict(at), color=color, lw=1.2, ls="--",
+            label=f"{name}: OLS line, 95% band")
+    ax.fill_between(at, low, high, color=color, alpha=0.15, lw=0)
+    return line
+
+
+def fit_slopes(panels: Mapping[str, pd.DataFrame], unit: str = "unit of x") -> str:
+    """The slopes of the lines :func:`naive_vs_finetuned` fitted, as a Markdown list.
+
+    Args:
+        panels: a name of each panel (environment and x measure) -> the table it returned with
+            ``fit=True``.
+        unit: what one unit of the x axes is, for the sentence "return per ...".
+
+    Returns:
+        One item per panel: each kind's slope with its 95% interval and its number of points.
+    """
+    items = []
+    for name, table in panels.items():
+        fits = table.attrs.get("fits", {})
+        parts = [f"{kind} {fit.slope:.3g} [{fit.slope_ci[0]:.3g}, {fit.slope_ci[1]:.3g}] "
+                 f"({fit.n} points)" for kind, fit in fits.items()]
+        items.append(f"- {name}: " + ("; ".join(parts) if parts else "too few points to fit"))
+    return (f"Slopes of the fitted lines (return per {unit}, 95% confidence interval):\n\n"
+            + "\n".join(items))
 
 
 def fig4_evaltime_return(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
@@ -373,26 +456,30 @@ quantization)."""
 def short_spec(method: str, level: float | None) -> str:
     """A short label of a single compression: ``P90`` (pruned 90%), ``R50``, ``int8``, ``QAT``."""
     prefix = SHORT_METHODS.get(method, method)
-    if method.startswith("quant") or level is None or pd.isna(level):
+    if method == "dense" or method.startswith("quant") or level is None or pd.isna(level):
         return prefix
     return f"{prefix}{100 * float(level):g}"
 
 
 def label_points(ax: Axes, table: pd.DataFrame, frame: pd.DataFrame,
-                 fontsize: str = "xx-small") -> None:
+                 fontsize: float | str | None = None) -> None:
     """Write each compressed point's short label (:func:`short_spec`) beside it.
 
-    Points of the same colour at the same place share one label (``int8/QAT``).
+    Points of the same colour at the same place share one label (``int8/QAT``). The labels are
+    movable (:data:`rlcomp.analysis.plotting.MOVABLE`): :func:`rlcomp.analysis.plotting.declutter`
+    moves a label that collides to another side of its point, or removes it; every point stays
+    identified by its marker and colour.
 
     Args:
         ax: the axes :func:`naive_vs_finetuned` drew into.
         table: the table it returned.
         frame: the tidy frame it drew (for each spec's level).
-        fontsize: size of the labels.
+        fontsize: size of the labels (default: the book's smallest size on the page).
     """
     levels = frame.drop_duplicates("spec").set_index("spec")["level"]
+    x_scale, y_scale = table.attrs.get("display_scale", (1.0, 1.0))
     points = table[table["method"] != "dense"]
-    for finetuned, color in ((False, "C0"), (True, "C1")):
+    for finetuned, _, i in SCATTER_GROUPS.values():
         mine = points[points["finetuned"] == finetuned]
         places: dict[tuple[float, float], list[str]] = {}
         for spec, method, x, y in zip(mine["spec"], mine["method"], mine["x_estimate"],
@@ -404,8 +491,41 @@ def label_points(ax: Axes, table: pd.DataFrame, frame: pd.DataFrame,
             if text not in places[(float(x), float(y))]:
                 places[(float(x), float(y))].append(text)
         for (x, y), texts in places.items():
-            ax.annotate("/".join(texts), (x, y), xytext=(4, 3 if finetuned else -7),
-                        textcoords="offset points", fontsize=fontsize, color=color)
+            ax.annotate("/".join(texts), (x_scale * x, y_scale * y), xytext=(4, 3),
+                        textcoords="offset points", fontsize=fontsize or label_size(ax),
+                        color=colour(i), gid=MOVABLE, in_layout=False)
+
+
+def fixed_episode_length(frame: pd.DataFrame, env: str) -> float | None:
+    """The episode length every evaluation of ``env`` in ``frame`` had, or None when they differ.
+
+    Read from the metric ``episode_length_mean`` over every model, level and seed of ``env``;
+    None also when the frame holds no such rows.
+    """
+    lengths = frame.loc[(frame["env"] == env) & (frame["metric"] == "episode_length_mean"),
+                        "value"].dropna()
+    if lengths.empty or not np.allclose(lengths, lengths.iloc[0]):
+        return None
+    return float(lengths.iloc[0])
+
+
+def fixed_length_note(frame: pd.DataFrame, envs: Sequence[str]) -> str:
+    """A sentence for each environment whose episodes all last the same number of steps.
+
+    Its eval-time panels then differ between levels only by the time per step: the wall time of
+    all episodes is that time times a fixed number of steps. Empty when no environment is so.
+    """
+    notes = []
+    for env in envs:
+        length = fixed_episode_length(frame, env)
+        if length is not None:
+            notes.append(
+                f"In {env} every evaluation episode of every model lasts {length:,.0f} steps "
+                "(metric `episode_length_mean`, the same in every job), so its episode-length "
+                "panel is flat and its eval time is its time per step times a fixed number of "
+                "steps: the eval-time panels show the time per step alone, and repeat one "
+                "another.")
+    return " ".join(notes)
 
 
 # Training curves (chapter 00) ---------------------------------------------------------------------
@@ -457,5 +577,5 @@ def training_curves(curves: pd.DataFrame, ax: Axes, *, env: str,
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.set_xlabel("environment steps")
     ax.set_ylabel("return")
-    ax.legend(handles=handles, fontsize="x-small")
+    ax.legend(handles=handles)
     return mine

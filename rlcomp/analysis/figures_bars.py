@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from rlcomp.analysis.plotting import error_bars, finish_axes, label
+from rlcomp.analysis.figures import label_size, short_spec
+from rlcomp.analysis.plotting import DROPPABLE, colour, error_bars, finish_axes, label
 from rlcomp.analysis.selection import (
     DEFAULT_INTERVALS,
     QUANT_MODELS,
@@ -41,7 +42,9 @@ def _grouped_bars(ax: Axes, table: pd.DataFrame, group: str, groups: list[str], 
                   hues: list[str], hatched: Sequence[str] = (), fmt: str = "{:.3g}") -> None:
     """Bars of ``estimate`` with interval error bars: one cluster per group, one bar per hue.
 
-    Hues in ``hatched`` (numbers reported elsewhere, not measured) are hatched and lighter.
+    Hues in ``hatched`` (numbers reported elsewhere, not measured) are hatched and lighter. The
+    numbers on the bars are at the book's smallest size and droppable
+    (:func:`rlcomp.analysis.plotting.declutter` removes those that collide).
     """
     width = 0.8 / max(len(hues), 1)
     for j, name in enumerate(hues):
@@ -51,11 +54,13 @@ def _grouped_bars(ax: Axes, table: pd.DataFrame, group: str, groups: list[str], 
             continue
         at = np.array([groups.index(g) for g in bars.index]) + (j - (len(hues) - 1) / 2) * width
         drawn = ax.bar(at, bars["estimate"], width, yerr=error_bars(bars), capsize=3,
-                       color=f"C{j}", hatch="//" if name in hatched else None,
+                       color=colour(j), hatch="//" if name in hatched else None,
                        alpha=0.6 if name in hatched else 1.0, label=name)
-        ax.bar_label(drawn, labels=[fmt.format(v) for v in bars["estimate"]],
-                     fontsize="x-small", padding=2)
+        for text in ax.bar_label(drawn, labels=[fmt.format(v) for v in bars["estimate"]],
+                                 fontsize=label_size(ax), padding=2):
+            text.set_gid(DROPPABLE)
     ax.set_xticks(range(len(groups)), list(groups))
+    ax.margins(y=0.15)  # room above the tallest bar for its number, below the title
 
 
 def storage_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
@@ -115,7 +120,7 @@ def latency_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                  runtimes: Mapping[str, str] = RUNTIMES, quantile: str = "median",
                  finetuned: bool = False, intervals: IntervalSettings = DEFAULT_INTERVALS,
                  title: str | None = None) -> pd.DataFrame:
-    """Latency of one batch-1 decision in ms, per model, in eager PyTorch and in ONNX Runtime.
+    """Latency of one batch-1 decision, per model, in eager PyTorch and in ONNX Runtime.
 
     The cleaner measure beside eval time and CPU %: the policy's own cost per decision, without
     the environment, in the runtime a deployment would use.
@@ -132,7 +137,8 @@ def latency_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
         title: axes title (default the environment).
 
     Returns:
-        Columns ``model, spec, runtime, estimate, ci_low, ci_high, n_seeds`` in milliseconds.
+        Columns ``model, spec, runtime, estimate, ci_low, ci_high, n_seeds`` in milliseconds
+        (drawn in microseconds).
     """
     env = resolve_env(frame, env)
     rows = select(frame, env=env, finetuned=finetuned)
@@ -147,8 +153,11 @@ def latency_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     table = pd.concat(tables, ignore_index=True)
     rank = table["model"].map({name: i for i, name in enumerate(models)})
     table = table.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
-    _grouped_bars(ax, table, "model", list(models), "runtime", list(runtimes.values()))
-    finish_axes(ax, "", f"Latency per decision, {quantile} (ms)", title or env, empty=table.empty)
+    in_us = table.copy()
+    in_us[["estimate", "ci_low", "ci_high"]] *= 1e3
+    _grouped_bars(ax, in_us, "model", list(models), "runtime", list(runtimes.values()),
+                  fmt="{:.3g}")
+    finish_axes(ax, "", f"Latency per decision, {quantile} (µs)", title or env, empty=table.empty)
     return table
 
 
@@ -192,7 +201,7 @@ def spec_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     hue = f"_{metric}"
     drawn = [m for m in models if m in set(table["model"])]
     _grouped_bars(ax, table.assign(hue=hue), "model", drawn, "hue", [hue], fmt=fmt)
-    ax.set_xticks(range(len(drawn)), [textwrap.fill(m, wrap) for m in drawn], fontsize="small")
+    ax.set_xticks(range(len(drawn)), [textwrap.fill(m, wrap) for m in drawn])
     ax.axhline(0.0, color="0.3", lw=0.6)
     finish_axes(ax, "", ylabel or label(metric), title or env, empty=table.empty)
     return table
@@ -203,6 +212,9 @@ def finetune_cost_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
                        intervals: IntervalSettings = DEFAULT_INTERVALS,
                        log: bool | None = None, title: str | None = None) -> pd.DataFrame:
     """Seconds spent fine-tuning each model beside seconds spent evaluating it (log scale).
+
+    Models are named by :func:`rlcomp.analysis.figures.short_spec` (``P50``, ``R50``, ``int8``,
+    ``QAT``, ``dense``) so that the names stand level at the book's text size.
 
     Args:
         frame: the tidy frame.
@@ -234,7 +246,9 @@ def finetune_cost_bars(frame: pd.DataFrame, ax: Axes, *, env: str | None = None,
     table = pd.concat(tables, ignore_index=True)
     specs = spec_order(rows)
     _grouped_bars(ax, table, "spec", specs, "part", list(parts))
-    ax.set_xticks(range(len(specs)), specs, rotation=25, ha="right", fontsize="small")
+    first = rows.drop_duplicates("spec").set_index("spec")
+    ax.set_xticks(range(len(specs)), [short_spec(first.at[spec, "method"], first.at[spec, "level"])
+                                      for spec in specs])
     positive = table.loc[table["estimate"] > 0, "estimate"]
     if log is None:
         log = not positive.empty and positive.max() > 20 * positive.min()
