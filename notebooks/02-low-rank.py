@@ -175,14 +175,14 @@ Markdown(claim_markdown(pruning_hurts_more, frame))
 # percentage of rank reduced, one column per environment and pruning level (a fraction):
 
 # %%
-wide_table(fig6, "lowrank", column="prune")
+wide_table(fig6, "lowrank", column="prune", metric="return_mean")
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 # (hidden from the book) what the regression test checks: the numbers above that are the same
 # on every x86-64 processor; HalfCheetah's returns move with another processor's last bits
 # (tests/test_portable_regression.py checks its policies instead)
-portable(wide_table(fig6, "lowrank", column="prune"))
+portable(wide_table(fig6, "lowrank", column="prune", metric="return_mean"))
 
 # %% [markdown]
 # ## Memory against the rank reduced (Fig 7)
@@ -227,7 +227,7 @@ Markdown(claim_markdown(partial(rank_resources, metric="isolated_footprint_bytes
 
 # %%
 # NBVAL_CHECK_OUTPUT
-wide_table(fig7_bytes, "lowrank", column="prune", decimals=0)
+wide_table(fig7_bytes, "lowrank", column="prune", metric="bytes")
 
 # %% [markdown]
 # ## CPU over the grid of pruned by rank reduced (Fig 8)
@@ -287,7 +287,7 @@ plt.close(fig)
 # NBVAL_CHECK_OUTPUT
 macs = {env: aggregate(select(frame, env=env, methods=GRID_METHODS, metric="macs_per_decision"),
                        ["prune", "lowrank"], metric=None) for env in envs}
-wide_table(macs, "lowrank", column="prune", decimals=0)
+wide_table(macs, "lowrank", column="prune", metric="macs_per_decision")
 
 # %%
 Markdown(claim_markdown(partial(rank_resources, metric="cpu_percent"), frame))
@@ -333,11 +333,11 @@ Markdown(keep_io_summary(frame))
 # The chapter's headline numbers, the returns behind {numref}`fig-lowrank-keep-io`:
 
 # %%
-wide_table(keep_io, "lowrank")
+wide_table(keep_io, "lowrank", metric="return_mean")
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 # (hidden from the book) what the regression test checks: the numbers above that are the same
 # on every x86-64 processor; HalfCheetah's returns move with another processor's last bits
 # (tests/test_portable_regression.py checks its policies instead)
-portable(wide_table(keep_io, "lowrank"))
+portable(wide_table(keep_io, "lowrank", metric="return_mean"))

@@ -94,7 +94,7 @@ plt.close(fig)
 # The returns behind the figure (mean over training seeds, 95% CI in brackets):
 
 # %%
-spec_table(frame, QUANT_MODELS, {"return": "return_mean"}, envs=envs)
+spec_table(frame, QUANT_MODELS, ["return_mean"], envs=envs)
 
 # %% [markdown]
 # ## Storage: 32 -> 8 bits
@@ -133,11 +133,7 @@ Markdown(claim_markdown(quant_storage, frame))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-spec_table(frame, QUANT_MODELS,
-           {"file bytes": "bytes", "theoretical bytes": "theoretical_bytes",
-            "parameters": "params", "scales": "scales"},
-           envs=envs, formats=dict.fromkeys(["file bytes", "theoretical bytes", "parameters",
-                                             "scales"], "{:,.0f}"))
+spec_table(frame, QUANT_MODELS, ["bytes", "theoretical_bytes", "params", "scales"], envs=envs)
 
 # %% [markdown]
 # ## CPU and RAM
@@ -153,10 +149,7 @@ spec_table(frame, QUANT_MODELS,
 
 # %%
 # NBVAL_CHECK_OUTPUT
-spec_table(frame, QUANT_MODELS,
-           {"MACs per decision": "macs_per_decision",
-            "weight bytes read": "weight_bytes_read"},
-           envs=envs, formats=dict.fromkeys(["MACs per decision", "weight bytes read"], "{:,.0f}"))
+spec_table(frame, QUANT_MODELS, ["macs_per_decision", "weight_bytes_read"], envs=envs)
 
 # %% tags=["remove-output"]
 fig, axes = book_figure(2 * len(envs), 1, height=2.6 * 2 * len(envs))
@@ -228,11 +221,8 @@ Markdown(claim_markdown(partial(quant_cpu_ram, metric="isolated_footprint_bytes"
 # %%
 # NBVAL_IGNORE_OUTPUT
 spec_table(frame, QUANT_MODELS,
-           {"with model": "isolated_model_rss_bytes",
-            "without": "isolated_baseline_rss_bytes",
-            "footprint": "isolated_footprint_bytes"},
-           envs=envs, scales=dict.fromkeys(["with model", "without", "footprint"], 1e-6),
-           formats=dict.fromkeys(["with model", "without", "footprint"], "{:.2f}"))
+           ["isolated_model_rss_bytes", "isolated_baseline_rss_bytes", "isolated_footprint_bytes"],
+           envs=envs)
 
 # %% [markdown]
 # ## Time per decision: PyTorch eager and ONNX Runtime
@@ -280,12 +270,11 @@ latency_ratios(latency)
 # confidence interval in brackets when there is more than one seed.
 
 # %%
-spec_table(frame, QUANT_MODELS, {"return": "return_mean", "file bytes": "bytes"}, envs=envs)
+spec_table(frame, QUANT_MODELS, ["return_mean", "bytes"], envs=envs)
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 # (hidden from the book) what the regression test checks: the numbers above that are the same
 # on every x86-64 processor; HalfCheetah's returns move with another processor's last bits
 # (tests/test_portable_regression.py checks its policies instead)
-portable(spec_table(frame, QUANT_MODELS, {"return": "return_mean", "file bytes": "bytes"},
-                     envs=envs))
+portable(spec_table(frame, QUANT_MODELS, ["return_mean", "bytes"], envs=envs))

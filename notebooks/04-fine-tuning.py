@@ -237,4 +237,4 @@ finetune_table(frame, envs=envs)
 # and fine-tuned, the same on every x86-64 processor (the compression holds while it trains).
 # Fine-tuned returns are left out: fine-tuning's episodes, and with them its weights, diverge with
 # another processor's last bits, in both environments (the naive returns are checked in 01-03).
-finetune_table(frame, envs=envs, metric="bytes", fmt="{:,.0f}")
+finetune_table(frame, envs=envs, metric="bytes")

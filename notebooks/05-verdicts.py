@@ -15,11 +15,12 @@
 # # Verdicts
 #
 # Every claim of the study {cite:p}`guggilla2023choosing` that the chapters measure, in one table,
-# one row per claim, environment and measure: the claim, the figure where the study shows it and
-# where this book does, what we measured with its 95% confidence interval, the rule that turns
-# the interval into a verdict, the verdict on each environment and the verdict over both (a
-# claim holds over both only if it holds on each; *environment-dependent* when one environment
-# confirms it and the other refutes it).
+# one row per claim, measure and environment: the poster's sentence, quoted, with the poster's
+# figure; what we measured, in words and units; where its interval must lie for the claim to be
+# confirmed (the margin); the estimate with its 95% confidence interval on each environment; the
+# verdict on each environment and over both (a claim holds over both only if it holds on each;
+# *environment-dependent* when one environment confirms it and the other refutes it); and a link
+# to our figure.
 #
 # How the numbers are made:
 #
@@ -43,7 +44,7 @@
 #   rule reads on this run, and no verdict rests on it.
 # - **Every margin** (what counts as "unchanged", "minor", "much more", "around 30%") is a constant
 #   of `rlcomp/analysis/claims.py` (`MARGINS`), fixed before the full-profile data was read; the
-#   rule column quotes it.
+#   table's margin column quotes it.
 #
 # The table is also written as [`verdicts.csv`](data/verdicts.csv), and the results behind every
 # chapter as [`results.csv`](data/results.csv) (one row per checkpoint, spec, fine-tuning and

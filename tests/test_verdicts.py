@@ -9,6 +9,7 @@ changes there.
 from __future__ import annotations
 
 import functools
+import html
 import io
 
 import pandas as pd
@@ -26,6 +27,7 @@ from rlcomp.analysis.verdict_rules import (
     verdict_at_most,
 )
 from rlcomp.analysis.verdict_table import (
+    DOMINATED_NOTE,
     ENTRIES,
     VERDICT_COLUMNS,
     all_claims,
@@ -218,7 +220,7 @@ def test_finetune_no_gain_on_hurt_models_only(tmp_path, gain, expected):
     result = per_environment(claims.finetune_no_gain, frame)[0]
     assert result.measured.estimate == pytest.approx(gain)
     assert result.verdict == expected
-    assert "controls dense: -20" in result.what
+    assert "fine-tuning the uncompressed agent gains -20" in result.what
 
 
 def test_finetune_cost_counts_cpu_seconds(tmp_path):
@@ -326,7 +328,8 @@ def test_verdict_table_has_a_row_per_claim_environment_and_measure(study, tmp_pa
     page = claims_html(verdicts)
     assert page.count("<tr>") == len(verdicts) + 1
     assert '<a href="03-quantization.html#fig-quant-storage">' in page
-    assert page.count("environment-dominated") == 4  # CPU % and RAM % on both environments
+    # CPU % and RAM %, each one cell over both environments
+    assert page.count(html.escape(DOMINATED_NOTE)) == 2
     table = verdicts_frame(verdicts)
     assert tuple(table.columns) == VERDICT_COLUMNS
     storage = table[table["claim"] == "quant-storage"]

@@ -63,36 +63,42 @@ class Claim:
     id: str
     """Short stable name, e.g. ``quant-cpu-ram``."""
     text: str
-    """The claim in the study's words (or close to them)."""
+    """The poster's words, quoted exactly (a sentence or the part of one that states the claim;
+    the poster's own figure references at its end are left to :attr:`figure`)."""
     figure: str
-    """The study's figure, e.g. ``Fig 3``, or ``text``."""
+    """Where the poster says it: its figures, e.g. ``Fig 3, 6``, or the section of its text."""
 
 
 POSTER_CLAIMS = (
     Claim("pruning-hurts-more", "All compression lowers performance, but pruning has more of an "
-          "effect than rank reduction.", "Fig 3, 6"),
-    Claim("rank-resources", "Rank reduction has a much more significant effect on working memory "
-          "(RAM), CPU utilization, and evaluation time.", "Fig 5, 7, 9"),
-    Claim("return-evaltime", "We observed a positive relationship between performance and "
-          "evaluation time.", "Fig 4"),
+          "effect than rank reduction", "Fig 3, 6"),
+    Claim("rank-resources", "On the other hand, rank reduction has a much more significant effect "
+          "on working memory (RAM), CPU utilization, and evaluation time", "Fig 5, 7, 9"),
+    Claim("return-evaltime", "As a byproduct of this, we observed a positive relationship between "
+          "performance and evaluation time", "Fig 4"),
     Claim("evaltime-drop-30", "Across most pruning levels there was a sharp fall in evaluation "
-          "time around 30% rank reduction.", "Fig 5"),
+          "time around 30% rank reduction", "Fig 5"),
     Claim("finetune-deviation", "Fine-tuning causes lower deviation between performance for a "
-          "given eval time, but higher deviation for a given RAM usage.", "Fig 4, 10"),
+          "given eval time (Fig. 4), but higher deviation for a given RAM usage (Fig. 10)",
+          "Fig 4, 10"),
     Claim("minor-compression-gain", "Occasionally, we saw performance rise with minor compression "
-          "amounts (in the range of < 20%).", "Fig 3"),
-    Claim("finetune-no-gain", "Fine-tuned compression did not give significant gains as opposed "
-          "to naive compression, while taking significantly more resources.", "Conclusion"),
-    Claim("quant-cpu-ram", "We did not notice a significant difference in average CPU "
-          "utilization or RAM utilization after 8-bit quantization.", "text"),
-    Claim("quant-storage", "8-bit quantization shrinks the stored model from 0.3 MB to 0.1 MB "
-          "(0.075 MB theoretical).", "text"),
+          "amounts (in the range of <20%).", "Fig 3"),
+    Claim("finetune-no-gain", "Interestingly, fine-tuned compression did not give significant "
+          "gains as opposed to naive compression, while taking significantly more resources to "
+          "further train the RL agent.", "conclusion"),
+    Claim("quant-cpu-ram", "We did not notice a significant difference in average cpu "
+          "utilization or RAM utilization after compressing the model with in-training "
+          "quantization.", "quantization section"),
+    Claim("quant-storage", "However, we did notice benefits in the memory required to store the "
+          "model weights, from 0.3MB to 0.1MB (compared to the 0.075MB theoretical storage "
+          "required).", "quantization section"),
 )
 """The poster's claims, in its order."""
 
 KEEP_IO_CLAIM = Claim(
-    "keep-io-remedy", "Setting minimum ranks for the input/output layers would mitigate the "
-    "steeper drop-off in performance at higher levels of rank reduction.", "Conclusion")
+    "keep-io-remedy", "A future improvement in methodology is to mitigate the steeper drop-off in "
+    "performance from higher levels of rank reduction than pruning - a potential improvement "
+    "would be to set minimum ranks for input/output network layers.", "conclusion")
 """The study's proposed improvement (its conclusion's future direction), measured in chapter 02."""
 
 CLAIMS = {claim.id: claim for claim in (*POSTER_CLAIMS, KEEP_IO_CLAIM)}
@@ -172,7 +178,25 @@ MEASURE_NAMES = {
     "bytes": "file bytes",
     "finetune_cpu_seconds": "CPU seconds",
 }
-"""Words for each measured quantity (the verdict table's "measure")."""
+"""Words for each measured quantity: the ``measure`` column of ``book/data/verdicts.csv``, which
+also keys its rows (``rlcomp.verdicts_check``), so these stay as they are."""
+
+MEASURE_WORDS = {
+    "policy_time_ratio": "policy's time per decision",
+    "isolated_footprint_bytes": "model's own memory (isolated footprint)",
+    "eval_seconds": "evaluation wall time",
+    "ram_percent": "share of the machine's RAM",
+    "cpu_percent": "CPU utilization",
+}
+"""How a measured cost reads in the sentences of :attr:`ClaimResult.what`."""
+
+RETURN_DIFFERENCE = "pp"
+"""The unit of a difference of normalized returns: percentage points (the dense agent is 100%,
+uniformly random actions 0%)."""
+
+
+def _words(metric: str) -> str:
+    return MEASURE_WORDS.get(metric, MEASURE_NAMES.get(metric, metric))
 
 
 @dataclass(frozen=True)
@@ -188,11 +212,12 @@ class ClaimResult:
     threshold: float = 0.0
     """The rule's tolerance or margin, in ``unit``."""
     unit: str = ""
-    """Unit of the measurement, e.g. ``pp`` or ``%``."""
+    """Unit of the measurement as it follows a number, e.g. ``pp`` or ``%``; empty for a
+    correlation."""
     confidence: float = 0.95
     """Coverage of the interval."""
     what: str = ""
-    """What was measured, in words."""
+    """What was measured, in plain words (no spec texts or variable names)."""
     env: str = ""
     """The environment measured."""
     measure: str = ""
@@ -326,8 +351,8 @@ def minor_compression_gain(frame: pd.DataFrame) -> ClaimResult:
                   & (frame["level"] < MINOR_LEVEL)]
     specs = sorted(naive["spec"].unique())
     if not specs:
-        return assess(claim, EMPTY, "increases", margin, "pp", "no compression below 20%",
-                      measure="return")
+        return assess(claim, EMPTY, "increases", margin, RETURN_DIFFERENCE,
+                      f"no model compressed by less than {100 * MINOR_LEVEL:g}%", measure="return")
     confidence = 1.0 - 0.05 / len(specs)
     found = {spec: _seed_interval(normalized_returns(frame, _rows(frame, spec))
                                   .groupby(["env", "train_seed"])["value"].mean() - 100.0,
@@ -335,9 +360,11 @@ def minor_compression_gain(frame: pd.DataFrame) -> ClaimResult:
     best_low = max(found, key=lambda s: found[s].ci_low)
     spec = best_low if found[best_low].ci_low > margin else max(found,
                                                                 key=lambda s: found[s].ci_high)
-    return assess(claim, found[spec], "increases", margin, "pp of normalized return",
-                  f"normalized return minus dense; best of {len(specs)} specs below 20% "
-                  f"({', '.join(specs)}), Bonferroni-adjusted: {spec}", confidence,
+    adjusted = (f"; its interval widened for {len(specs)} comparisons (Bonferroni)"
+                if len(specs) > 1 else "")
+    return assess(claim, found[spec], "increases", margin, RETURN_DIFFERENCE,
+                  f"normalized return of the best of the {len(specs)} models compressed by less "
+                  f"than {100 * MINOR_LEVEL:g}%, minus the dense agent's{adjusted}", confidence,
                   measure="return")
 
 
@@ -366,9 +393,9 @@ def pruning_hurts_more(frame: pd.DataFrame) -> ClaimResult:
             ["env", "train_seed"])["value"].mean()
         diffs.append((a - b).dropna())
     measured = _seed_interval(_mean_over_levels(diffs)) if levels else EMPTY
-    return assess(claim, measured, "reduces", margin, "pp of normalized return",
-                  "normalized return of pruning minus rank reduction, mean over "
-                  f"{_level_list(levels)}", measure="return_vs_rank")
+    return assess(claim, measured, "reduces", margin, RETURN_DIFFERENCE,
+                  "normalized return pruned minus normalized return rank-reduced at the same "
+                  f"levels, {_level_list(levels)}", measure="return_vs_rank")
 
 
 def all_compression_lowers(frame: pd.DataFrame) -> ClaimResult:
@@ -377,13 +404,17 @@ def all_compression_lowers(frame: pd.DataFrame) -> ClaimResult:
     rows = frame[~frame["finetuned"].astype(bool) & ~frame["spec"].isin(["dense", "random"])]
     per_seed = normalized_returns(frame, rows).groupby(["env", "train_seed"])["value"].mean()
     return assess(claim, _seed_interval(per_seed - 100.0), "reduces",
-                  MARGINS["all-compression-lowers"], "pp of normalized return",
-                  f"mean normalized return of all {rows['spec'].nunique()} compressed models "
-                  "minus dense", measure="return_all")
+                  MARGINS["all-compression-lowers"], RETURN_DIFFERENCE,
+                  f"mean normalized return of all {rows['spec'].nunique()} compressed models, "
+                  "minus the dense agent's", measure="return_all")
 
 
 def _level_list(levels: Sequence[float]) -> str:
-    return ", ".join(f"{100 * v:g}%" for v in levels) if levels else "no common level"
+    """The levels a measurement averages over, in words: ``at 50%``, ``mean over 10%, 20%``."""
+    words = [f"{100 * v:g}%" for v in levels]
+    if len(words) == 1:
+        return f"at {words[0]}"
+    return f"mean over {', '.join(words)}" if words else "at no common level"
 
 
 def rank_resources(frame: pd.DataFrame, metric: str = "policy_time_ratio") -> ClaimResult:
@@ -405,8 +436,9 @@ def rank_resources(frame: pd.DataFrame, metric: str = "policy_time_ratio") -> Cl
         diffs.append((ranked.abs() - pruned.abs()).dropna())
     measured = _seed_interval(_mean_over_levels(diffs)) if levels else EMPTY
     return assess(claim, measured, "increases", margin, "pp",
-                  f"|change of {MEASURE_NAMES.get(metric, metric)} from dense|, rank reduction "
-                  f"minus pruning, mean over {_level_list(levels)}", measure=metric)
+                  f"how far rank reduction moves the {_words(metric)} from the dense agent's "
+                  "minus how far pruning does (each in % of dense, either direction), "
+                  f"{_level_list(levels)}", measure=metric)
 
 
 def _correlation(x: pd.Series, y: pd.Series) -> float:
@@ -427,9 +459,9 @@ def return_evaltime(frame: pd.DataFrame, metric: str = "eval_seconds") -> ClaimR
                           for key, group in points.groupby(level=["env", "train_seed"])},
                          dtype=float)
     return assess(claim, _seed_interval(per_seed), "increases", margin, "",
-                  f"correlation of normalized return with {MEASURE_NAMES.get(metric, metric)} "
-                  f"over {points.index.get_level_values('spec').nunique()} naive models",
-                  measure=metric)
+                  f"correlation (Pearson r, -1 to 1) of normalized return with the "
+                  f"{_words(metric)}, over {points.index.get_level_values('spec').nunique()} "
+                  "models compressed without fine-tuning", measure=metric)
 
 
 def _largest_step(curve: pd.Series) -> tuple[float, float]:
@@ -477,10 +509,10 @@ def evaltime_drop_30(frame: pd.DataFrame, metric: str = "eval_seconds") -> Claim
             shares[(env, seed)] = sharp_fall_share(curves)
     per_seed = pd.Series(shares, dtype=float)
     return assess(claim, _seed_interval(per_seed), "increases", margin, "% of pruning levels",
-                  f"share of pruning levels whose largest fall of "
-                  f"{MEASURE_NAMES.get(metric, metric)} (>= "
-                  f"{MARGINS['evaltime-drop-30-sharp']:g}% of unreduced) ends at 30% or 40% rank "
-                  "reduction", measure=metric)
+                  f"share of pruning levels whose {_words(metric)} falls most steeply (by at "
+                  f"least {MARGINS['evaltime-drop-30-sharp']:g}% of the unreduced model's) at "
+                  f"{' or '.join(f'{100 * a:g}%' for a in AROUND_30)} rank reduction",
+                  measure=metric)
 
 
 def _residual_spread(x: pd.Series, y: pd.Series) -> float:
@@ -541,10 +573,10 @@ def finetune_deviation(frame: pd.DataFrame, x_metric: str = "eval_seconds") -> C
         diff = (wide[True] - wide[False]) if {True, False} <= set(wide.columns) else \
             pd.Series(dtype=float)
     return assess(claim, _seed_interval(diff), DEVIATION_RULES[x_metric], margin,
-                  "pp of normalized return",
-                  f"spread of normalized return around its line in "
-                  f"{MEASURE_NAMES.get(x_metric, x_metric)}, fine-tuned minus naive, over "
-                  f"{len(specs)} specs", measure=x_metric)
+                  RETURN_DIFFERENCE,
+                  f"scatter of normalized return around a straight line in the "
+                  f"{_words(x_metric)} (residual standard deviation), fine-tuned minus without "
+                  f"fine-tuning, over {len(specs)} compressed models", measure=x_metric)
 
 
 def _gain(frame: pd.DataFrame, specs: Sequence[str]) -> pd.Series:
@@ -575,6 +607,10 @@ def hurt_specs(frame: pd.DataFrame) -> list[str]:
     return kept
 
 
+FINETUNE_CONTROLS = {"dense": "the uncompressed agent", "quant=8": "the int8 model"}
+"""The controls :func:`finetune_no_gain` reports beside its measurement, in words."""
+
+
 def finetune_no_gain(frame: pd.DataFrame) -> ClaimResult:
     """Fine-tuned minus naive normalized return on the compressions that hurt (pp), at most 10.
 
@@ -585,15 +621,15 @@ def finetune_no_gain(frame: pd.DataFrame) -> ClaimResult:
     specs = hurt_specs(frame)
     measured = _seed_interval(_gain(frame, specs)) if specs else EMPTY
     controls = []
-    for control in ("dense", "quant=8"):
+    for control, words in FINETUNE_CONTROLS.items():
         gain = _gain(frame, [control])
         if len(gain):
-            controls.append(f"{control}: {describe(_seed_interval(gain), 'pp', 3)}")
-    control_text = f"; controls {'; '.join(controls)}" if controls else ""
-    return assess(claim, measured, "at most", margin, "pp of normalized return",
-                  f"fine-tuned minus naive normalized return over the {len(specs)} compressions "
-                  f"that hurt but did not destroy ({', '.join(specs) or 'none'}){control_text}",
-                  measure="return")
+            controls.append(f"{words} gains {describe(_seed_interval(gain), 'pp', 3)}")
+    control_text = f"; for comparison, fine-tuning {' and '.join(controls)}" if controls else ""
+    return assess(claim, measured, "at most", margin, RETURN_DIFFERENCE,
+                  "normalized return gained by fine-tuning (fine-tuned minus without), mean over "
+                  f"the {len(specs)} compressed models that compression hurt but did not "
+                  f"destroy{control_text}", measure="return")
 
 
 def finetune_cost(frame: pd.DataFrame) -> ClaimResult:
@@ -606,8 +642,8 @@ def finetune_cost(frame: pd.DataFrame) -> ClaimResult:
     spent, base = spent.align(base, join="inner")
     ratio = (spent / base.where(base > 0)).dropna()
     return assess(claim, _seed_interval(ratio), "increases", margin, "x",
-                  "CPU seconds to compress and fine-tune over CPU seconds to compress",
-                  measure="finetune_cpu_seconds")
+                  "CPU time to compress and fine-tune, in multiples of the CPU time to compress "
+                  "alone", measure="finetune_cpu_seconds")
 
 
 def quant_cpu_ram(frame: pd.DataFrame, metric: str = "policy_time_ratio") -> ClaimResult:
@@ -615,7 +651,7 @@ def quant_cpu_ram(frame: pd.DataFrame, metric: str = "policy_time_ratio") -> Cla
     claim, margin = CLAIMS["quant-cpu-ram"], MARGINS["quant-cpu-ram"]
     change = _relative_change(_rows(frame, "quant=8"), _rows(frame, "dense"), metric)
     return assess(claim, _seed_interval(change), "no change", margin, "%",
-                  f"change of {MEASURE_NAMES.get(metric, metric)}, int8 vs dense",
+                  f"change of the {_words(metric)}, int8 against dense, in % of dense",
                   measure=metric)
 
 
@@ -623,8 +659,10 @@ def quant_storage(frame: pd.DataFrame) -> ClaimResult:
     """Our int8 file's size change from the dense file's, in % (the study: -67%)."""
     measured = difference_ci(_rows(frame, "quant=8"), _rows(frame, "dense"), "bytes",
                              relative=True)
+    poster = 100.0 * (POSTER_STORAGE_MB["int8"] / POSTER_STORAGE_MB["dense"] - 1.0)
     return assess(CLAIMS["quant-storage"], measured, "reduces", MARGINS["quant-storage"], "%",
-                  "change of file bytes, int8 vs dense (the study: -67%)", measure="bytes")
+                  f"change of the stored model's size, int8 against dense, in % of dense (the "
+                  f"poster: {poster:.0f}%)", measure="bytes")
 
 
 # The study's remedy: input and output layers at full rank (chapter 02) ---------------------------
@@ -644,17 +682,18 @@ def keep_io_remedy(frame: pd.DataFrame, level: float | None = None) -> ClaimResu
     levels = keep_io_levels(frame)
     level = levels[-1] if level is None and levels else level
     if level is None:
-        return assess(claim, EMPTY, "increases", margin, "pp of normalized return",
-                      "normalized return with input/output kept minus all layers reduced",
-                      measure="return")
+        return assess(claim, EMPTY, "increases", margin, RETURN_DIFFERENCE,
+                      "normalized return with the input and output layers kept at full rank "
+                      "minus with every layer reduced", measure="return")
     keep = normalized_returns(frame, _naive(frame, LOWRANK_KEEP_IO, lowrank=level))
     plain = normalized_returns(frame, _naive(frame, LOWRANK_ALL, lowrank=level, prune=0.0))
     a = keep.groupby(["env", "train_seed"])["value"].mean()
     b = plain.groupby(["env", "train_seed"])["value"].mean()
     return assess(claim, _seed_interval((a - b).dropna()), "increases", margin,
-                  "pp of normalized return",
-                  "normalized return with input/output layers kept at full rank minus every "
-                  f"layer reduced, at {100 * level:g}% rank reduction", measure="return")
+                  RETURN_DIFFERENCE,
+                  "normalized return with the input and output layers kept at full rank minus "
+                  f"with every layer reduced, at {100 * level:g}% rank reduction",
+                  measure="return")
 
 
 def keep_io_summary(frame: pd.DataFrame) -> str:

@@ -2,8 +2,10 @@
 
 :data:`ENTRIES` says which claim of :mod:`rlcomp.analysis.claims` each chapter measures, where
 our figure is and what the measurement rests on; :func:`all_claims` and :func:`portable_claims`
-measure them; :func:`claims_html` renders the table (chapter 05 and the introduction), and
-:func:`claim_markdown` one claim for the chapter that shows it.
+measure them; :func:`claims_html` renders the table (chapter 05 and the introduction) in plain
+words: the poster's sentence quoted, what we measured with its unit, the estimate and interval,
+the margin, the verdict and a link to our figure; :func:`claim_markdown` says the same of one
+claim in the chapter that shows it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 
 from rlcomp.analysis import claims
 from rlcomp.analysis.claims import ClaimResult
-from rlcomp.analysis.verdict_rules import describe, rule_text
+from rlcomp.analysis.tables import interval_cell
 from rlcomp.envs import CHAOTIC_ENVS
 from rlcomp.experiments.plans import FINE_TUNING, LOW_RANK, PRUNING, QUANTIZATION
 
@@ -155,9 +157,99 @@ def verdicts_frame(verdicts: list[Verdict]) -> pd.DataFrame:
         {"n_seeds": "int64"})
 
 
-HEADERS = ("Claim", "Study", "Environment", "Measured (95% CI)", "Rule", "Verdict",
-           "Both environments")
+CHAPTER_TITLES = {PRUNING: "Pruning", LOW_RANK: "Low rank", QUANTIZATION: "Quantization",
+                  FINE_TUNING: "Fine-tuning"}
+"""How a chapter is named in a link's words."""
+
+FIGURE_WORDS = {
+    "fig-pruning-return": "return against % pruned",
+    "fig-lowrank-grid-return": "return over % pruned and % rank reduced",
+    "fig-lowrank-cpu": "CPU and policy time against % rank reduced",
+    "fig-lowrank-ram": "memory against % rank reduced",
+    "fig-lowrank-evaltime": "eval time against % rank reduced",
+    "fig-lowrank-keep-io": "return with the input and output layers kept",
+    "fig-quant-cpu": "CPU and policy time of the quantized models",
+    "fig-quant-ram": "memory of the quantized models",
+    "fig-quant-storage": "storage of the quantized models",
+    "fig-finetune-evaltime": "return against eval time, naive and fine-tuned",
+    "fig-finetune-ram": "return against % RAM, naive and fine-tuned",
+}
+"""What each figure of :data:`ENTRIES` shows, as its link reads in the verdict table."""
+
+HEADERS = ("The poster's claim", "What we measured", "Confirmed if the interval lies",
+           "Environment: estimate [95% CI]", "Verdict", "Over both environments", "Our figure")
 """Columns of the verdict table."""
+
+CAPTION = ("pp: percentage points. Returns are normalized per environment and training seed: "
+           "100% is the uncompressed (dense) agent, 0% uniformly random actions. Intervals are "
+           "over training seeds. A measure that is mostly the simulator's time and memory is "
+           "<em>not judged</em>; the table shows what its rule reads on this run.")
+"""The note above the verdict table."""
+
+NUMBER_FORMATS = {"pp": "{:.1f}", "%": "{:.1f}", "% of pruning levels": "{:.0f}",
+                  "x": "{:,.1f}", "": "{:.2f}"}
+"""Format of an estimate and its interval by :attr:`ClaimResult.unit`; others get 3 significant
+digits."""
+
+UNIT_SYMBOLS = {"x": "×"}
+"""How a unit is written after a number, where not as :attr:`ClaimResult.unit` says."""
+
+DOMINATED_NOTE = "mostly the simulator's time and memory, not the policy's"
+"""Said of an environment-dominated measure beside what it measures."""
+
+
+def _with_unit(number: str, unit: str) -> str:
+    unit = UNIT_SYMBOLS.get(unit, unit)
+    if not unit:
+        return number
+    return f"{number}{unit}" if unit.startswith("%") else f"{number} {unit}"
+
+
+def estimate_text(r: ClaimResult) -> str:
+    """The estimate with its interval and unit, the seeds, and the coverage if not 95%."""
+    m = r.measured
+    if m.n_seeds == 0 or pd.isna(m.estimate):
+        return "not measured"
+    cell = interval_cell(m.estimate, m.ci_low, m.ci_high, NUMBER_FORMATS.get(r.unit, "{:.3g}"))
+    notes = [f"{m.n_seeds} seed{'s' if m.n_seeds != 1 else ''}"]
+    if abs(r.confidence - 0.95) > 1e-9:
+        notes.append(f"{100 * r.confidence:.3g}% CI")
+    return f"{_with_unit(cell, r.unit)} ({', '.join(notes)})"
+
+
+def margin_text(r: ClaimResult) -> str:
+    """Where the interval must lie to confirm the claim, with the margin of the claim's code."""
+    t = _with_unit(f"{r.threshold:g}", r.unit)
+    if r.rule == "no change":
+        return f"within ±{t}"
+    if r.rule == "reduces":
+        return f"below -{t}" if r.threshold else "below 0"
+    if r.rule == "increases":
+        return f"above {t}" if r.threshold else "above 0"
+    if r.rule == "at most":
+        return f"at or below {t}"
+    raise ValueError(f"rule must be one of no change, reduces, increases, at most, "
+                     f"got {r.rule!r}")
+
+
+def measured_text(r: ClaimResult) -> str:
+    """What was measured, in words, noting an environment-dominated measure."""
+    what = r.what or r.measure
+    return f"{what} ({DOMINATED_NOTE})" if r.environment_dominated else what
+
+
+def quote_text(claim: claims.Claim) -> str:
+    """The poster's sentence in quotation marks, and where the poster says it."""
+    where = f"Poster {claim.figure}" if claim.figure.startswith("Fig") else \
+        f"Poster, {claim.figure}"
+    return f"\u201c{claim.text}\u201d ({where})"
+
+
+def link_text(link: str) -> str:
+    """A figure link in words: the chapter and what the figure shows."""
+    page, anchor = link.split("#", 1)
+    chapter = page.removesuffix(".html")
+    return f"{CHAPTER_TITLES.get(chapter, chapter)}: {FIGURE_WORDS.get(anchor, 'figure')}"
 
 
 def _verdict_text(r: ClaimResult) -> str:
@@ -167,14 +259,8 @@ def _verdict_text(r: ClaimResult) -> str:
     return f"{r.verdict} (this run reads {r.reading})"
 
 
-def _measure_text(r: ClaimResult, digits: int) -> str:
-    label = " (environment-dominated)" if r.environment_dominated else ""
-    what = f"{r.what}{label}: " if r.what else ""
-    return what + describe(r.measured, r.unit, digits, r.confidence)
-
-
 def _combined(verdicts: list[Verdict]) -> dict[tuple[str, str, str], str]:
-    """The verdict over environments of each (claim, measure, what-without-env) group."""
+    """The verdict over environments of each (claim, measure, figure) group."""
     groups: dict[tuple[str, str, str], list[ClaimResult]] = {}
     for v in verdicts:
         groups.setdefault(_group_key(v), []).append(v.result)
@@ -185,51 +271,82 @@ def _group_key(v: Verdict) -> tuple[str, str, str]:
     return (v.result.claim.id, v.result.measure, v.link)
 
 
-def claims_html(verdicts: list[Verdict], deterministic_only: bool = False,
-                digits: int = 3) -> str:
+def _spans(keys: list) -> list[int]:
+    """For each row, how many rows its cell spans.
+
+    The length of its run of equal keys at a run's first row, 0 for the rows the run covers.
+    """
+    spans = [0] * len(keys)
+    i = 0
+    while i < len(keys):
+        j = i
+        while j < len(keys) and keys[j] == keys[i]:
+            j += 1
+        spans[i] = j - i
+        i = j
+    return spans
+
+
+def _cell(text: str, span: int) -> str:
+    if span == 0:
+        return ""
+    return f'<td rowspan="{span}">{text}</td>' if span > 1 else f"<td>{text}</td>"
+
+
+def claims_html(verdicts: list[Verdict], deterministic_only: bool = False) -> str:
     """The verdict table as an HTML table, one row per claim, measure and environment.
 
-    The last column is the verdict over both environments (:func:`claims.combined_verdict`).
+    Columns (:data:`HEADERS`): the poster's sentence quoted (one cell over the rows of that
+    claim), what we measured in words and the margin (one cell over the environments where they
+    read the same), the environment with the estimate, its 95% interval and unit, the verdict,
+    the verdict over both environments (:func:`claims.combined_verdict`) and a link to our
+    figure (one cell over the measure's rows).
     The book renders HTML outputs as they are, whereas a Markdown output would be read as
     CommonMark, which has no tables. The table has the class ``claims-table`` and says in
     ``data-claims`` whether it holds every claim (``all``) or the ``deterministic`` ones only.
     """
     shown = [v for v in verdicts if v.deterministic or not deterministic_only]
     combined = _combined(shown)
+    claim_spans = _spans([v.result.claim.id for v in shown])
+    group_spans = _spans([_group_key(v) for v in shown])
+    what_spans = _spans([(_group_key(v), measured_text(v.result)) for v in shown])
+    margin_spans = _spans([(_group_key(v), margin_text(v.result)) for v in shown])
     head = "".join(f"<th>{name}</th>" for name in HEADERS)
     rows = []
-    for v in shown:
+    for i, v in enumerate(shown):
         r = v.result
-        anchor = v.link.split("#", 1)[1]
-        cells = (f'{html.escape(r.claim.text)} (<a href="{html.escape(v.link)}">'
-                 f"{html.escape(anchor)}</a>)", html.escape(r.claim.figure), html.escape(r.env),
-                 html.escape(_measure_text(r, digits)),
-                 html.escape(rule_text(r.rule, r.threshold, r.unit, r.confidence)),
-                 f"<strong>{html.escape(_verdict_text(r))}</strong>",
-                 html.escape(combined[_group_key(v)]))
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        link = f'<a href="{html.escape(v.link)}">{html.escape(link_text(v.link))}</a>'
+        cells = (_cell(html.escape(quote_text(r.claim)), claim_spans[i]),
+                 _cell(html.escape(measured_text(r)), what_spans[i]),
+                 _cell(html.escape(margin_text(r)), margin_spans[i]),
+                 _cell(f"{html.escape(r.env)}: {html.escape(estimate_text(r))}", 1),
+                 _cell(f"<strong>{html.escape(_verdict_text(r))}</strong>", 1),
+                 _cell(html.escape(combined[_group_key(v)]), group_spans[i]),
+                 _cell(link, group_spans[i]))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
     kind = "deterministic" if deterministic_only else "all"
-    return (f'<table class="table claims-table" data-claims="{kind}"><thead><tr>{head}</tr>'
-            "</thead><tbody>" + "".join(rows) + "</tbody></table>")
+    return (f'<table class="table claims-table" data-claims="{kind}"><caption>{CAPTION}'
+            f"</caption><thead><tr>{head}</tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>")
 
 
-def claim_markdown(measure: Callable[[pd.DataFrame], ClaimResult], frame: pd.DataFrame,
-                   digits: int = 3) -> str:
+def claim_markdown(measure: Callable[[pd.DataFrame], ClaimResult], frame: pd.DataFrame) -> str:
     """A claim measured on each environment of ``frame``, as a short Markdown paragraph.
 
     ``measure`` is one of the claim functions of :mod:`rlcomp.analysis.claims` (with its options
     bound, e.g. ``partial(rank_resources, metric="eval_seconds")``); the paragraph
-    quotes the claim and the rule, gives one line per environment and ends with the verdict over
-    all of them (:func:`claims.combined_verdict`).
+    quotes the poster, says what was measured and where its interval must lie, gives one line
+    per environment and ends with the verdict over all of them (:func:`claims.combined_verdict`).
     """
     results = claims.per_environment(measure, frame)
     if not results:
         return "No results to judge this claim on."
     first = results[0]
-    lines = [f"**The study's claim** ({first.claim.figure}): {first.claim.text}  ",
-             f"**The rule**: {rule_text(first.rule, first.threshold, first.unit, first.confidence)}"
-             " (margin fixed in `rlcomp/analysis/claims.py` before the data was read).", ""]
+    lines = [f"**The poster**: {quote_text(first.claim)}  ",
+             f"**What we measured**: {measured_text(first)}; the claim is confirmed if its "
+             f"{100 * first.confidence:.3g}% interval lies {margin_text(first)} (margin fixed in "
+             "`rlcomp/analysis/claims.py` before the data was read).", ""]
     for r in results:
-        lines.append(f"- **{r.env}**: {_measure_text(r, digits)}: **{_verdict_text(r)}**")
+        lines.append(f"- **{r.env}**: {estimate_text(r)}: **{_verdict_text(r)}**")
     lines += ["", f"**Verdict over the environments**: {claims.combined_verdict(results)}."]
     return "\n".join(lines)
