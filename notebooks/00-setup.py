@@ -40,20 +40,23 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from rlcomp.agents.train import make_config, train_and_save
-from rlcomp.analysis.figures import training_curves
+from rlcomp.analysis.plotting import readable, use_book_style
 from rlcomp.analysis.tables import portable
 from rlcomp.analysis.training import (
     checkpoint_table,
-    cost_view,
+    cost_display,
     coverage_note,
     curve_table,
-    headline_numbers,
+    headline_display,
     load_checkpoints,
     pg_variant_note,
+    returns_display,
     returns_view,
     targets_note,
+    training_figure,
 )
-from rlcomp.envs import STUDY_ENVS
+
+use_book_style()
 
 # %% tags=["parameters"]
 profile = "full"
@@ -98,14 +101,14 @@ Markdown(coverage_note(table))
 # %% [markdown]
 # ## What each agent achieves
 #
-# One row per environment and training seed. `train_steps` is the training budget in environment
-# steps; `selected_step` is the step of the snapshot that was kept, the one whose greedy (or
-# mean-action) evaluation on seeds reserved for selection was best. The returns are those of that
-# snapshot over `eval_episodes` final evaluation episodes on other seeds, so the selection does not
-# flatter them.
+# One row per environment and training seed: the training budget in environment steps, and the
+# step of the snapshot that was kept, the one whose greedy (or mean-action) evaluation on seeds
+# reserved for selection was best. The returns (mean, standard deviation and interquartile mean)
+# are those of that snapshot over the final evaluation episodes on other seeds, so the selection
+# does not flatter them.
 
 # %%
-returns_view(table)
+returns_display(table)
 
 # %% [markdown]
 # ## What training cost, and the targets
@@ -123,7 +126,7 @@ Markdown(targets_note())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-cost_view(table)
+cost_display(table)
 
 # %% [markdown]
 # ## Training curves
@@ -132,20 +135,19 @@ cost_view(table)
 # smoothed, and the selection evaluations that chose the kept snapshot.
 
 # %% tags=["remove-output"]
-fig, axes = plt.subplots(1, len(STUDY_ENVS), figsize=(11, 4), layout="constrained")
-for env_id, ax in zip(STUDY_ENVS, axes, strict=True):
-    training_curves(curves, ax, env=env_id)
-glue("fig-training-curves", fig)
+fig = training_figure(curves)
+glue("fig-training-curves", readable(fig), display=False)
 plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-training-curves
 # :name: fig-training-curves
 #
-# Training curves, one panel per environment and one colour per training seed. Solid lines: the
-# return of each training episode, averaged over the last 20 episodes, at the environment step the
-# episode ended. Dashed lines with markers: the mean return of the evaluations on selection seeds;
-# the best of them picked the kept snapshot. Dotted line: the target mean return.
+# Not in the poster: training curves, one panel per environment and one colour and marker per
+# training seed. Solid lines: the return of each training episode, averaged over the last 20
+# episodes, at the environment step the episode ended. Dashed lines with markers: the mean return
+# of the evaluations on selection seeds; the best of them picked the kept snapshot. Dotted line:
+# the target mean return.
 # ```
 
 # %% [markdown]
@@ -167,7 +169,7 @@ Markdown(pg_variant_note(table, "HalfCheetah-v5", variants))
 # The final mean return of every agent, the numbers the later chapters compress from.
 
 # %%
-glue("setup-headline", headline_numbers(table))
+glue("setup-headline", headline_display(table))
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT

@@ -29,9 +29,10 @@
 #
 # - **Model bytes** are the compressed file's tensor payload: the file without its safetensors
 #   header, that is everything the policy needs as stored (weights, scales, sparse bitmasks, and
-#   the observation statistics and action bounds a policy carries). A model's **compression
-#   factor** is the dense float32 model's model bytes over its own; the whole file's bytes (the
-#   payload plus a header under 1 kB) are shown beside them.
+#   the observation statistics and action bounds a policy carries); the tables give them in kB
+#   (1 kB = 1000 bytes). A model's **compression factor** is the dense float32 model's model bytes
+#   over its own, shown as how many times smaller than dense it is (a factor followed by x); the
+#   whole file's size (the payload plus a header under 1 kB) is shown beside it.
 # - **Returns are normalized** per environment and training seed as 100 x (x - random) / (dense -
 #   random), with the random policy evaluated on the same episodes, and averaged over the training
 #   seeds with a 95% Student-t interval, as in the verdicts.
@@ -57,9 +58,10 @@
 # the results store `results/rlcomp.sqlite` (`results/smoke.sqlite` in the `smoke` profile), the
 # same jobs as `rlcomp sweep sweeps/06-beyond-the-poster.<profile>.yaml` (compression and
 # distillation, not fine-tuned) and `rlcomp sweep
-# sweeps/06-beyond-the-poster.finetuned.<profile>.yaml` (fine-tuned). Its jobs measure returns and
-# sizes only: the latency, isolated-memory and policy-time probes of chapters 01 to 04 (seconds of
-# every job) are switched off here, since a model's file, not its speed, is the question.
+# sweeps/06-beyond-the-poster.finetuned.<profile>.yaml` (fine-tuned). Its jobs measure returns,
+# sizes and the policy's time per decision (A/B against the dense policy in a fresh process pinned
+# to one core, as in chapters 01 to 04); the latency and isolated-memory probes (seconds of every
+# job) are switched off here, since a model's file is the question.
 
 # %%
 import matplotlib.pyplot as plt
@@ -73,7 +75,7 @@ from rlcomp.analysis.frontier import (
     distill_cost_table,
     distillation_gain,
     frontier_display,
-    frontier_figure,
+    frontier_panels,
     frontier_table,
     gain_markdown,
     short_markdown,
@@ -84,7 +86,10 @@ from rlcomp.analysis.frontier import (
     target_table,
     write_frontier,
 )
+from rlcomp.analysis.plotting import readable, use_book_style
 from rlcomp.experiments.plans import BEYOND, BOOK_DATA, chapter_results
+
+use_book_style()
 
 # %% tags=["parameters"]
 profile = "full"
@@ -109,45 +114,49 @@ Markdown(sweeps_note(results))
 #
 # Every model of the sweeps is one point in {numref}`fig-frontier-lunarlander` and
 # {numref}`fig-frontier-halfcheetah`: its model bytes on a log scale against its normalized
-# return. A model above the dashed line keeps the return; the further left, the smaller its file;
-# left of a dotted line, it is smaller than a target asks. The point of each family that the table
-# below picks is ringed.
+# return, in three rows that share both axes: the poster's methods, the other compressions
+# (fewer bits, quantization-aware training, gradual pruning) and distilled students. A model above
+# the dashed line keeps the return; the further left, the smaller its file; left of a dotted line,
+# it is smaller than a target asks. The point of each family that the table below picks is ringed.
 
 # %% tags=["remove-output"]
 for env, name in (("LunarLander-v3", "fig-frontier-lunarlander"),
                   ("HalfCheetah-v5", "fig-frontier-halfcheetah")):
-    fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")
-    frontier_figure(frame, env, ax)
-    glue(name, fig)
+    fig = frontier_panels(frame, env)
+    glue(name, readable(fig), display=False)
     plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} fig-frontier-lunarlander
 # :name: fig-frontier-lunarlander
 #
-# LunarLander-v3 (Double DQN, dense Q-network 8-256-256-4): normalized return (% of the dense
-# agent's gain over random actions) against model bytes, one point per model, coloured by method
-# family (circles: the poster's methods; squares: fewer bits, QAT and gradual pruning; diamonds:
-# distilled students). Error bars: 95% t confidence intervals over training seeds. Black star:
-# the dense agent. Dashed: 95%. Dotted: the sizes of the target and stretch factors. Models below
-# the axis are drawn on its bottom edge as downward triangles.
+# Not in the poster: LunarLander-v3 (Double DQN, dense Q-network 8-256-256-4). Normalized return
+# (% of the dense agent's gain over random actions) against model bytes (log scale), one point per
+# model; rows: the poster's methods, fewer bits with quantization-aware training and gradual
+# pruning, distilled students; within a row each method family has its own colour and marker.
+# Error bars: 95% t confidence intervals over training seeds. Black star: the dense agent. Ring:
+# the smallest model of its family that keeps 95%. Dashed: 95%. Dotted: the sizes of the target
+# and stretch factors. Hollow markers on the bottom edge: models whose return lies below the
+# axis.
 # ```
 
 # %% [markdown]
 # ```{glue:figure} fig-frontier-halfcheetah
 # :name: fig-frontier-halfcheetah
 #
-# HalfCheetah-v5 (policy gradient, Gaussian policy 17-256-256-6; the policy network is what is
-# compressed): normalized return against model bytes, as in {numref}`fig-frontier-lunarlander`.
+# Not in the poster: HalfCheetah-v5 (policy gradient, Gaussian policy 17-256-256-6; the policy
+# network is what is compressed): normalized return against model bytes, as in
+# {numref}`fig-frontier-lunarlander`.
 # ```
 
 # %% [markdown]
 # ## The smallest files that keep 95%
 #
 # One row per environment and method family: the smallest model whose mean normalized return is
-# at least 95% (mean over training seeds, 95% CI in brackets), its model and file bytes, its
-# factor against the dense model, and what training it took. Where the column *keeps 95%* says
-# *no*, no model of the family gets there and the row is the family's best-returning model.
+# at least 95% (mean over training seeds, 95% CI in brackets), its model bytes and whole file (kB,
+# 1 kB = 1000 bytes), how many times smaller than the dense model it is, and what training it took.
+# Where the column *keeps 95%* says *no*, no model of the family gets there and the row is the
+# family's best-returning model.
 
 # %%
 frontier_display(table)
@@ -208,8 +217,10 @@ Markdown(distill_cost_markdown(costs))
 
 # %% [markdown]
 # Every model of the chapter, with its family, sizes, return and training cost (the numbers behind
-# {numref}`fig-frontier-lunarlander` and {numref}`fig-frontier-halfcheetah`); gradual pruning and
-# one-shot pruning fine-tuned for the same budget stand side by side here:
+# {numref}`fig-frontier-lunarlander` and {numref}`fig-frontier-halfcheetah`), and the policy's time
+# per decision with its ratio to the dense policy's (means over training seeds; times depend on the
+# machine, the ratio much less); gradual pruning and one-shot pruning fine-tuned for the same
+# budget stand side by side here:
 
 # %%
 frontier_display(spec_points(frame))

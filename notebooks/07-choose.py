@@ -67,15 +67,18 @@ from rlcomp.analysis.choosing import (
     comparison_markdown,
     comparison_table,
     frontier_display,
+    headline_display,
     headline_table,
     read_frontier,
     recommendation_markdown,
+    search_figure,
     searches_markdown,
 )
+from rlcomp.analysis.plotting import readable, use_book_style
 from rlcomp.analysis.tables import portable
 from rlcomp.choose.candidates import FAMILIES
 from rlcomp.choose.command import run_search
-from rlcomp.choose.report import candidate_dicts, frontier_figure
+from rlcomp.choose.report import candidate_dicts
 from rlcomp.experiments.plans import (
     BOOK_DATA,
     ROOT,
@@ -83,6 +86,8 @@ from rlcomp.experiments.plans import (
     choose_command,
     choose_policies,
 )
+
+use_book_style()
 
 # %% tags=["parameters"]
 profile = "full"
@@ -101,29 +106,29 @@ explained = [recommendation_markdown(p.label, data, candidate_dicts(result),
 Markdown(searches_markdown(profile, [choose_command(p, profile) for p in policies], summaries))
 
 # %% tags=["remove-output"]
-for name, (result, _) in zip(("fig-choose-lunarlander", "fig-choose-halfcheetah",
-                              "fig-choose-sb3"), runs, strict=True):
-    fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")
-    frontier_figure(ax, result)
-    glue(name, fig)
+for name, (result, data) in zip(("fig-choose-lunarlander", "fig-choose-halfcheetah",
+                                 "fig-choose-sb3"), runs, strict=True):
+    fig = search_figure(data, candidate_dicts(result))
+    glue(name, readable(fig), display=False)
     plt.close(fig)
 
 # %% [markdown]
 # ## Our LunarLander agent
 #
 # {numref}`fig-choose-lunarlander` shows every candidate the search raced: its model bytes on a
-# log scale against its normalized return with its interval, coloured by how the race ended for
-# it. The table below it lists the Pareto frontier, smallest first.
+# log scale against its normalized return with its interval, its colour and marker saying how the
+# race ended for it. The table below it lists the Pareto frontier, smallest first (model sizes in
+# kB, 1 kB = 1000 bytes).
 
 # %% [markdown]
 # ```{glue:figure} fig-choose-lunarlander
 # :name: fig-choose-lunarlander
 #
-# `rlcomp choose` on our LunarLander-v3 Double DQN agent of training seed 0: normalized return
-# (% of the dense policy's gain over random actions, on the same episodes) against model bytes,
-# one point per raced candidate, coloured by its status. Error bars: the interval of the
-# candidate's last look. Grey line: the Pareto frontier. Dashed: the return bound. Star: the
-# recommendation.
+# Not in the poster: `rlcomp choose` on our LunarLander-v3 Double DQN agent of training seed 0.
+# Normalized return (% of the dense policy's gain over random actions, on the same episodes)
+# against model bytes (log scale), one point per raced candidate, with one colour and marker per
+# status. Error bars: the interval of the candidate's last look. Grey line: the Pareto frontier.
+# Black star: the dense policy. Ring: the recommendation. Dashed: the return bound.
 # ```
 
 # %%
@@ -142,8 +147,8 @@ Markdown(explained[0])
 # ```{glue:figure} fig-choose-halfcheetah
 # :name: fig-choose-halfcheetah
 #
-# `rlcomp choose` on our HalfCheetah-v5 policy-gradient agent of training seed 0 (the policy
-# network 17-256-256-6 is what is compressed), as in {numref}`fig-choose-lunarlander`.
+# Not in the poster: `rlcomp choose` on our HalfCheetah-v5 policy-gradient agent of training seed
+# 0 (the policy network 17-256-256-6 is what is compressed), as in {numref}`fig-choose-lunarlander`.
 # ```
 
 # %%
@@ -163,8 +168,8 @@ Markdown(explained[1])
 # ```{glue:figure} fig-choose-sb3
 # :name: fig-choose-sb3
 #
-# `rlcomp choose` on the Stable-Baselines3 DQN policy for LunarLander-v3 (SB3's own zip), as in
-# {numref}`fig-choose-lunarlander`.
+# Not in the poster: `rlcomp choose` on the Stable-Baselines3 DQN policy for LunarLander-v3 (SB3's
+# own zip), as in {numref}`fig-choose-lunarlander`.
 # ```
 
 # %%
@@ -189,7 +194,7 @@ Markdown(explained[2])
 # - The SB3 policy is another agent than chapter 06's: it is set beside chapter 06's LunarLander
 #   row, our agents' best, and the factors are each against its own dense policy.
 #
-# The factor ratio is the search's factor over chapter 06's: above 1, the search compresses
+# The last column divides the search's factor by chapter 06's: above 1x, the search compresses
 # more.
 
 # %%
@@ -205,12 +210,12 @@ Markdown(comparison_markdown(comparison, frontier, str(source)))
 # %% [markdown]
 # ## Headline numbers
 #
-# What each search recommends: its spec, model bytes (and the dense policy's), factor,
-# normalized return with its interval, the episodes the recommendation and all candidates played,
-# and whether the ONNX export passed its parity check.
+# What each search recommends: its spec, model size (and the dense policy's), how many times
+# smaller than dense it is, its normalized return with its interval, the episodes the
+# recommendation and all candidates played, and whether the ONNX export passed its parity check.
 
 # %%
-headline_table(summaries)
+headline_display(summaries)
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT

@@ -64,10 +64,10 @@ def chapter06(rows):
 def test_the_frontier_table_lists_the_frontier_smallest_first():
     table = choosing.frontier_display(summary())
     assert list(table.index) == ["prune=0.9+quant=8", "quant=8", "dense"]
-    assert list(table["model bytes"]) == ["18,029", "69,124", "276,496"]
-    assert table["factor"].iloc[1] == "4.0x"
-    assert table["normalized return (%)"].iloc[1] == "99.0 [96.0, 102.0]"
-    assert table["normalized return (%)"].iloc[2] == "100.0"
+    assert list(table["model size"]) == ["18.0 kB", "69.1 kB", "276.5 kB"]
+    assert table["smaller than dense"].iloc[1] == "4.0x"
+    assert table["return, % of dense [95% CI]"].iloc[1] == "99.0% [96.0, 102.0]"
+    assert table["return, % of dense [95% CI]"].iloc[2] == "100.0%"
 
 
 def test_the_paragraph_says_every_number_of_the_recommendation():
@@ -135,7 +135,7 @@ def test_the_best_poster_method_is_the_smallest_single_one_that_keeps_the_return
         in text and "int8 `quant=8` (69,124 model bytes" in text and "compresses 4.0 times" in text
     rows = choosing.comparison_table([summary(), summary("HalfCheetah-v5", "cheetah")], table)
     shown = choosing.comparison_display(rows)
-    assert shown["factor ratio"].tolist() == ["1.00", "-"]
+    assert shown["choose's factor / chapter 06's"].tolist() == ["1.00x", "-"]
 
 
 def test_a_missing_table_or_row_is_said_plainly(tmp_path):

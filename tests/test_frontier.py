@@ -217,7 +217,7 @@ def test_target_table_sets_the_best_kept_factor_beside_the_targets():
     assert "is **met**" in frontier.target_markdown(target_table(
         table, targets={LL: FactorTarget(40.0, 60.0)}))
     shown = frontier.target_display(target_table(table)).loc[LL]
-    assert (shown["factor"], shown["target"], shown["stretch"]) == (
+    assert (shown["smaller than dense"], shown["target"], shown["stretch target"]) == (
         "50x", "300x: not met", "500x: not met")
 
 
@@ -309,7 +309,7 @@ def test_chapter_06_full_profile_jobs():
     students = [s for s in naive.specs if s.startswith("distill")]
     assert len(students) == 9 and all(",steps=" not in s for s in students)  # default 200k
     assert naive.probes == plans.BEYOND_PROBES == {"latency": False, "isolated_memory": False,
-                                                   "policy_time": False}
+                                                   "policy_time": True}
     smoke = plans.chapter_sweep(plans.BEYOND, "smoke")
     assert all(",steps=2000" in s for s in smoke.specs if s.startswith("distill"))
     with pytest.raises(ValueError, match="has no part 'finetuned'"):

@@ -6,9 +6,11 @@ Everything here reads the search's JSON summary (``report.json``, the dict
 
 :func:`frontier_display` formats a search's Pareto frontier, :func:`recommendation_markdown`
 explains its recommendation, :func:`headline_table` holds the numbers the regression baseline
-checks. :func:`comparison_table` sets each recommendation beside chapter 06's smallest model of the
-poster's single global methods (pruning, rank reduction, int8: :data:`POSTER_SINGLE`) that keeps
-the return in ``book/data/frontier.csv`` (:func:`read_frontier`), and :func:`comparison_markdown`
+checks and :func:`headline_display` shows them to a reader (sizes in kB, factors, %);
+:func:`draw_search` and :func:`search_figure` draw every raced candidate.
+:func:`comparison_table` sets each recommendation beside chapter 06's smallest model of the poster's
+single global methods (pruning, rank reduction, int8: :data:`POSTER_SINGLE`) that keeps the return
+in ``book/data/frontier.csv`` (:func:`read_frontier`), and :func:`comparison_markdown`
 says it in words, naming what the table lacks.
 
 The two differ in what they are about: chapter 06's rule is on the **mean over training seeds**
@@ -23,9 +25,22 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from rlcomp.analysis.frontier import FRONTIER_COLUMNS, KEEP
+from rlcomp.analysis.frontier import (
+    FRONTIER_COLUMNS,
+    KEEP,
+    RETURN_HEADING,
+    factor_cell,
+    percent_cell,
+    set_bytes_axis,
+    size_cell,
+)
+from rlcomp.analysis.plotting import PAGE_WIDTH_IN, book_style, colour, marker
 from rlcomp.analysis.tables import interval_cell
 
 FRONTIER_FILE = "frontier.csv"
@@ -44,18 +59,9 @@ def _num(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def _factor(value) -> str:
-    return "-" if value is None or not math.isfinite(float(value)) else f"{float(value):,.1f}x"
-
-
 def _interval(row: Mapping, fmt: str = "{:.1f}") -> str:
     return interval_cell(_num(row.get("normalized_return")), _num(row.get("ci_low")),
                          _num(row.get("ci_high")), fmt) or "-"
-
-
-def _bytes(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{int(value):,}"
 
 
 # One search ---------------------------------------------------------------------------------------
@@ -64,14 +70,19 @@ def frontier_display(summary: Mapping) -> pd.DataFrame:
     """A search's Pareto frontier for a page: one row per candidate, smallest first.
 
     Indexed by the candidate (its spec, with a fine-tuning budget if any): its status, model
-    bytes, factor against the dense policy, normalized return with its interval (%) and episodes
-    played.
+    size (kB), factor against the dense policy, normalized return with its interval (%) and
+    episodes played.
     """
-    rows = [{"candidate": c["name"], "status": c["status"], "model bytes": _bytes(c["bytes"]),
-             "factor": _factor(c["factor"]), "normalized return (%)": _interval(c),
-             "episodes": c["episodes"]} for c in summary["frontier"]]
-    return pd.DataFrame(rows, columns=["candidate", "status", "model bytes", "factor",
-                                       "normalized return (%)", "episodes"]).set_index("candidate")
+    rows = [{"candidate": c["name"], "status": c["status"], "model size": size_cell(
+             _num(c["bytes"])) or "-", "smaller than dense": factor_cell(_num(c["factor"])) or "-",
+             RETURN_HEADING: _percent(c), "episodes": c["episodes"]} for c in summary["frontier"]]
+    return pd.DataFrame(rows, columns=["candidate", "status", "model size", "smaller than dense",
+                                       RETURN_HEADING, "episodes"]).set_index("candidate")
+
+
+def _percent(row: Mapping) -> str:
+    return percent_cell(_num(row.get("normalized_return")), _num(row.get("ci_low")),
+                        _num(row.get("ci_high"))) or "-"
 
 
 def status_counts(candidates: Sequence[Mapping]) -> dict[str, int]:
@@ -202,6 +213,28 @@ def headline_table(summaries: Sequence[Mapping]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["env", "policy"])
 
 
+def headline_display(summaries: Sequence[Mapping]) -> pd.DataFrame:
+    """:func:`headline_table` for a page, indexed by environment and policy.
+
+    Sizes in kB, the factor as ``4.0x``, the normalized return in % with its interval, the ONNX
+    parity in words.
+    """
+    rows = []
+    for s in summaries:
+        parity = s["parity"]
+        rows.append({
+            "environment": s["teacher"]["env_id"], "policy": s["teacher"]["name"],
+            "recommended": s["name"], "model size": size_cell(_num(s["bytes"])),
+            "dense model size": size_cell(_num(s["dense_bytes"])),
+            "smaller than dense": factor_cell(_num(s["factor"])),
+            RETURN_HEADING: _percent(s),
+            "episodes of the recommendation": s["episodes"],
+            "episodes of all candidates": f"{s['episodes_used']:,}",
+            "ONNX parity": "no export" if parity is None else
+            ("passed" if parity["ok"] else "failed")})
+    return pd.DataFrame(rows).set_index(["environment", "policy"])
+
+
 # Against chapter 06 -------------------------------------------------------------------------------
 
 def read_frontier(path: str | Path) -> pd.DataFrame | None:
@@ -270,26 +303,32 @@ def comparison_table(summaries: Sequence[Mapping], frontier: pd.DataFrame | None
 
 
 def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`comparison_table` formatted for a page, one row per policy."""
+    """:func:`comparison_table` for a page, one row per policy.
+
+    Sizes in kB, factors as ``4.0x``, returns in % with their intervals.
+    """
     def poster(r) -> str:
         return "-" if pd.isna(r.poster_method) else f"{r.poster_method}: {r.poster_spec}"
 
+    def returns(estimates, lows, highs) -> list[str]:
+        return [percent_cell(e, lo, hi) or "-" for e, lo, hi in zip(estimates, lows, highs,
+                                                                     strict=True)]
+
     out = pd.DataFrame({
-        "env": table["env"], "policy": table["policy"],
-        "choose": table["recommended"],
-        "model bytes": [_bytes(v) for v in table["bytes"]],
-        "factor": [_factor(v) for v in table["factor"]],
-        "normalized return (%)": [interval_cell(e, lo, hi, "{:.1f}") for e, lo, hi in zip(
-            table["normalized_return"], table["ci_low"], table["ci_high"], strict=True)],
+        "environment": table["env"], "policy": table["policy"],
+        "choose recommends": table["recommended"],
+        "model size": [size_cell(_num(v)) or "-" for v in table["bytes"]],
+        "smaller than dense": [factor_cell(_num(v)) or "-" for v in table["factor"]],
+        RETURN_HEADING: returns(table["normalized_return"], table["ci_low"], table["ci_high"]),
         "chapter 06, best poster method": [poster(r) for r in table.itertuples()],
-        "its model bytes": [_bytes(v) for v in table["poster_bytes"]],
-        "its factor": [_factor(v) for v in table["poster_factor"]],
-        "its normalized return (%)": [interval_cell(e, lo, hi, "{:.1f}") or "-" for e, lo, hi
-                                      in zip(table["poster_return"], table["poster_ci_low"],
-                                             table["poster_ci_high"], strict=True)],
-        "factor ratio": ["-" if math.isnan(v) else f"{v:,.2f}" for v in table["gain"]],
+        "its model size": [size_cell(_num(v)) or "-" for v in table["poster_bytes"]],
+        "its factor": [factor_cell(_num(v)) or "-" for v in table["poster_factor"]],
+        "its return, % of dense [95% CI]": returns(table["poster_return"], table["poster_ci_low"],
+                                                   table["poster_ci_high"]),
+        "choose's factor / chapter 06's": ["-" if math.isnan(v) else f"{v:,.2f}x"
+                                           for v in table["gain"]],
     })
-    return out.set_index(["env", "policy"])
+    return out.set_index(["environment", "policy"])
 
 
 def comparison_markdown(table: pd.DataFrame, frontier: pd.DataFrame | None, source: str,
@@ -372,3 +411,119 @@ def searches_markdown(profile: str, commands: Sequence[str], summaries: Sequence
         f"({100 * first['confidence']:g}% over all looks); the budget of a search is "
         f"{first['budget_seconds']:.0f} s.")
     return "\n".join(lines)
+
+
+# The figure ---------------------------------------------------------------------------------------
+
+FIGURE_STATUSES = ("accepted", "dropped", "undecided", "retired", "not finished")
+"""The statuses of raced candidates, in the order of their colour and marker in
+:func:`draw_search`."""
+
+OBJECTIVE_AXES = {"bytes": ("Model bytes (log scale)", 1.0),
+                  "latency": ("ONNX time per decision (µs, log scale)", 1e6),
+                  "macs": ("Multiply-accumulates per decision (log scale)", 1.0)}
+"""Axis name and factor from the stored unit, per objective of a search."""
+
+
+def _objective_axis(ax: Axes, objective: str, low: float, high: float) -> None:
+    if objective == "bytes":
+        set_bytes_axis(ax, low, high)
+        return
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    subs = (1.0,) if math.log10(high / low) >= 2 else (1.0, 2.0, 5.0)
+    ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _value(c: Mapping, key: str) -> float:
+    return _num(c.get(key))
+
+
+def draw_search(ax: Axes, summary: Mapping, candidates: Sequence[Mapping]) -> list[Mapping]:
+    """Normalized return (with its interval) against the objective, one point per raced candidate.
+
+    Each status has a colour and marker of the book's palette; the grey line joins the Pareto
+    frontier, the black star is the dense policy, the ring marks the recommendation and the
+    dashed line is the return bound. No legend is drawn (:func:`search_figure` draws one).
+
+    Args:
+        ax: the axes to draw into.
+        summary: the search's JSON summary (frontier, bound, recommendation, dense size).
+        candidates: every candidate as a JSON-ready dict (dense left out).
+
+    Returns:
+        The candidates drawn (raced, with a finite return).
+    """
+    objective = summary["objective"]
+    label, scale = OBJECTIVE_AXES.get(objective, (objective, 1.0))
+    points = [c for c in candidates if c.get("episodes") and math.isfinite(_value(
+        c, "normalized_return")) and math.isfinite(_value(c, "objective_value"))]
+    for i, status in enumerate([*FIGURE_STATUSES, *sorted({c["status"] for c in points}
+                                                         - set(FIGURE_STATUSES))]):
+        mine = [c for c in points if c["status"] == status]
+        if not mine:
+            continue
+        y = np.array([_value(c, "normalized_return") for c in mine])
+        below = np.nan_to_num(y - np.array([_value(c, "ci_low") for c in mine]), posinf=0.0)
+        above = np.nan_to_num(np.array([_value(c, "ci_high") for c in mine]) - y, posinf=0.0)
+        ax.errorbar([scale * _value(c, "objective_value") for c in mine], y,
+                    yerr=np.clip([below, above], 0.0, None), fmt=marker(i), ms=5,
+                    color=colour(i), elinewidth=0.8, capsize=2, label=status)
+    front = sorted((c for c in summary["frontier"] if math.isfinite(_value(c, "objective_value"))
+                    and math.isfinite(_value(c, "normalized_return"))),
+                   key=lambda c: _value(c, "objective_value"))
+    ax.plot([scale * _value(c, "objective_value") for c in front],
+            [_value(c, "normalized_return") for c in front], "-", color="0.5", lw=1.0,
+            zorder=0, label="Pareto frontier")
+    dense = next((c for c in summary["frontier"] if c["status"] == "dense"), None)
+    dense_x = (_value(dense, "objective_value") if dense is not None
+               else float(summary["dense_bytes"]) if objective == "bytes" else math.nan)
+    if math.isfinite(dense_x):
+        ax.plot([scale * dense_x], [100.0], "*", ms=12, color="k", zorder=5, label="dense")
+    rec_x = _value(summary, "objective_value")
+    if math.isfinite(rec_x):
+        ax.plot([scale * rec_x], [_value(summary, "normalized_return")], "o", ms=13, mfc="none",
+                mec="k", mew=1.0, zorder=6, label=f"recommended: {summary['name']}")
+    ax.axhline(summary["keep"], ls="--", color="0.3", lw=0.9,
+               label=f"bound: {summary['keep']:g}% of dense")
+    xs = [scale * _value(c, "objective_value") for c in points] + [scale * v for v in (
+        dense_x, rec_x) if math.isfinite(v)]
+    xs = [x for x in xs if x > 0] or [1.0]
+    _objective_axis(ax, objective, min(xs) / 1.6, max(xs) * 1.6)
+    finite = [_value(c, "normalized_return") for c in points]
+    upper = [v for v in (_value(c, "ci_high") for c in points) if math.isfinite(v)]
+    ax.set_ylim(max(min([*finite, 0.0]) - 10, -150), min(max([*finite, *upper, 100.0]) + 5, 200))
+    ax.set_xlabel(label)
+    ax.set_ylabel("Return (% of dense)")
+    ax.set_title(f"{summary['teacher']['name']}: {len(points)} candidates raced")
+    return points
+
+
+def search_figure(summary: Mapping, candidates: Sequence[Mapping],
+                  height: float = 4.6) -> Figure:
+    """:func:`draw_search` as a page-wide figure in the book style, its legend below the axes.
+
+    Returns:
+        The figure (:data:`~rlcomp.analysis.plotting.PAGE_WIDTH_IN` wide); pass it through
+        :func:`~rlcomp.analysis.plotting.readable` before showing it, and close it
+        (``plt.close``) after.
+    """
+    import matplotlib.pyplot as plt
+
+    with book_style():
+        fig = plt.figure(figsize=(PAGE_WIDTH_IN, height), layout="constrained")
+        ax = fig.subplots()
+        draw_search(ax, summary, candidates)
+        handles, labels = ax.get_legend_handles_labels()
+        order = sorted(range(len(labels)), key=lambda k: labels[k] not in FIGURE_STATUSES)
+        handles, labels = [handles[k] for k in order], [labels[k] for k in order]
+        renderer = fig._get_renderer()
+        for columns in range(min(4, len(labels)), 0, -1):
+            legend = fig.legend(handles, labels, loc="outside lower center", ncols=columns,
+                                frameon=False)
+            if legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width or columns == 1:
+                break
+            legend.remove()
+    return fig

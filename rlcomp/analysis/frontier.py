@@ -5,7 +5,8 @@ compressed file's tensor payload: everything the policy needs, as stored, withou
 header) against its **normalized return**, ``100 * (x - random) / (dense - random)`` per
 environment and training seed (:func:`rlcomp.analysis.claims.normalized_returns`), averaged over
 seeds with the t interval the verdicts use (:data:`rlcomp.analysis.selection.DEFAULT_INTERVALS`).
-:func:`spec_points` makes the points; :func:`frontier_figure` draws them.
+:func:`spec_points` makes the points; :func:`frontier_figure` draws them into an axes and
+:func:`frontier_panels` as the chapter's page-wide figure (one row per group of families).
 
 Models are grouped into **method families** (:func:`method_family`): the steps of the spec, each
 named by its method (``prune``, ``lowrank``, ``int8``/``int4``/``int2``, ``distill``), joined by
@@ -36,15 +37,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.lines import Line2D
+from matplotlib.figure import Figure
 
 from rlcomp.analysis.book_data import csv_bytes
 from rlcomp.analysis.claims import normalized_returns
-from rlcomp.analysis.plotting import error_bars, finish_axes
+from rlcomp.analysis.plotting import (
+    PAGE_WIDTH_IN,
+    book_style,
+    colour,
+    error_bars,
+    finish_axes,
+    marker,
+)
 from rlcomp.analysis.selection import DEFAULT_INTERVALS
 from rlcomp.analysis.tables import interval_cell
 from rlcomp.compress.specs import DistillSpec, PruneSpec, QuantSpec, parse_spec
@@ -67,8 +74,11 @@ dense model's model bytes over ``bytes``, ``normalized_return`` the mean over se
 the training cost (means over seeds)."""
 
 POINT_COLUMNS = ("env", "method", "spec", "finetuned", "bytes", "file_bytes", "factor",
-                 "normalized_return", "ci_low", "ci_high", "n_seeds", "env_steps", "cpu_seconds")
-"""The columns of :func:`spec_points`: the frontier table's, and whether a model was fine-tuned."""
+                 "normalized_return", "ci_low", "ci_high", "n_seeds", "env_steps", "cpu_seconds",
+                 "policy_seconds", "policy_time_ratio")
+"""The columns of :func:`spec_points`: the frontier table's, whether a model was fine-tuned, and
+the policy's time per decision (``policy_seconds``, s) and its ratio to the dense policy's
+(``policy_time_ratio``), means over seeds (NaN where the jobs did not time the policy)."""
 
 
 class FactorTarget(NamedTuple):
@@ -173,6 +183,12 @@ def _training(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.Series:
     return per_seed.groupby(level=KEYS).mean()
 
 
+def _seed_mean(frame: pd.DataFrame, metric: str) -> pd.Series:
+    """Per model, the mean over seeds of ``metric`` (each the mean of a seed's jobs)."""
+    rows = frame[frame["metric"] == metric]
+    return rows.groupby([*KEYS, "train_seed"])["value"].mean().groupby(level=KEYS).mean()
+
+
 def spec_points(frame: pd.DataFrame,
                 intervals: IntervalSettings = DEFAULT_INTERVALS) -> pd.DataFrame:
     """Every model of ``frame`` (the random policy left out): its sizes, return and training cost.
@@ -201,6 +217,9 @@ def spec_points(frame: pd.DataFrame,
                          "measured model_bytes; run the sweep into a store without them")
     points["env_steps"] = _training(models, TRAINING_STEPS).reindex(points.index).fillna(0.0)
     points["cpu_seconds"] = _training(models, TRAINING_CPU).reindex(points.index).fillna(0.0)
+    points["policy_seconds"] = _seed_mean(models, "policy_seconds_per_decision").reindex(
+        points.index)
+    points["policy_time_ratio"] = _seed_mean(models, "policy_time_ratio").reindex(points.index)
     points = points.reset_index()
     dense = points[(points["spec"] == "dense") & ~points["finetuned"].astype(bool)]
     dense_bytes = dense.set_index("env")["bytes"]
@@ -392,24 +411,92 @@ def _factor_text(factor: float) -> str:
     return f"{factor:,.0f}x" if factor >= 10 else f"{factor:.2f}x"
 
 
-def frontier_display(table: pd.DataFrame, keep: float = KEEP) -> pd.DataFrame:
-    """A frontier table formatted for a page: one row per environment and family.
+def factor_cell(factor: float) -> str:
+    """A compression factor as a reader meets it: ``336x``, ``4.0x``; empty when missing."""
+    if factor is None or not math.isfinite(float(factor)):
+        return ""
+    return f"{factor:,.0f}x" if factor >= 10 else f"{factor:.1f}x"
 
-    Adds ``keeps {keep}%`` (``yes`` or ``no``) so that a family that falls short reads as such.
+
+def size_cell(n_bytes: float) -> str:
+    """Bytes in kilobytes (1 kB = 1000 bytes): ``276.5 kB``, ``4.25 kB``, ``0.304 kB``.
+
+    Three significant digits or more (to the byte below 10 kB); empty when missing.
+    """
+    if n_bytes is None or not math.isfinite(float(n_bytes)):
+        return ""
+    kb = float(n_bytes) / 1000.0
+    decimals = 1 if kb >= 10 else 2 if kb >= 1 else 3
+    return f"{kb:,.{decimals}f} kB"
+
+
+def percent_cell(estimate: float, low: float = math.nan, high: float = math.nan) -> str:
+    """A percentage with one decimal and its interval: ``96.4% [93.1, 99.7]``."""
+    text = interval_cell(estimate, low, high, "{:.1f}")
+    if not text:
+        return ""
+    head, _, rest = text.partition(" ")
+    return f"{head}%" + (f" {rest}" if rest else "")
+
+
+def seconds_cell(seconds: float, low: float = math.nan, high: float = math.nan,
+                 zero: str | None = None) -> str:
+    """Seconds with one decimal and their interval: ``32.0 s [19.3, 44.7]``.
+
+    ``zero`` (if given) stands for no time at all.
+    """
+    if zero is not None and seconds == 0:
+        return zero
+    text = interval_cell(seconds, low, high, "{:,.1f}")
+    if not text:
+        return ""
+    head, _, rest = text.partition(" ")
+    return f"{head} s" + (f" {rest}" if rest else "")
+
+
+def microseconds_cell(seconds: float) -> str:
+    """A time per decision in microseconds, three significant digits or more: ``10.8 µs``."""
+    if seconds is None or not math.isfinite(float(seconds)):
+        return ""
+    us = float(seconds) * 1e6
+    decimals = 0 if us >= 100 else 1 if us >= 10 else 2
+    return f"{us:,.{decimals}f} µs"
+
+
+def _count_cell(n: float, none: str = "none") -> str:
+    return none if n == 0 else f"{n:,.0f}"
+
+
+RETURN_HEADING = "return, % of dense [95% CI]"
+"""The column of a normalized return with its interval in the chapters' tables."""
+
+
+def frontier_display(table: pd.DataFrame, keep: float = KEEP) -> pd.DataFrame:
+    """A frontier table (or :func:`spec_points`) for a page: every number with its unit.
+
+    Indexed by environment and method family: the model (its spec), its model bytes and whole
+    file in kB, its factor against the dense model, its normalized return with the interval over
+    seeds, whether it keeps ``keep`` %, the training seeds, and what training it took (environment
+    steps, CPU seconds). Points with a timed policy add its time per decision (µs) and the ratio
+    to the dense policy's.
     """
     out = pd.DataFrame({
-        "env": table["env"], "method": table["method"], "spec": table["spec"],
-        "model bytes": [f"{v:,}" for v in table["bytes"]],
-        "file bytes": [f"{v:,}" for v in table["file_bytes"]],
-        "factor": [_factor_text(v) for v in table["factor"]],
-        "normalized return (%)": [interval_cell(e, lo, hi, "{:.1f}") for e, lo, hi in zip(
+        "environment": table["env"], "method": table["method"], "model": table["spec"],
+        "model size": [size_cell(v) for v in table["bytes"]],
+        "file size": [size_cell(v) for v in table["file_bytes"]],
+        "smaller than dense": [factor_cell(v) for v in table["factor"]],
+        RETURN_HEADING: [percent_cell(e, lo, hi) for e, lo, hi in zip(
             table["normalized_return"], table["ci_low"], table["ci_high"], strict=True)],
         f"keeps {keep:g}%": ["yes" if v >= keep else "no" for v in table["normalized_return"]],
-        "seeds": table["n_seeds"],
-        "training env steps": [f"{v:,}" for v in table["env_steps"]],
-        "training CPU s": [f"{v:,.1f}" for v in table["cpu_seconds"]],
+        "training seeds": table["n_seeds"],
+        "training (environment steps)": [_count_cell(v) for v in table["env_steps"]],
+        "training CPU time": [seconds_cell(v, zero="none") for v in table["cpu_seconds"]],
     })
-    return out.set_index(["env", "method"])
+    if "policy_seconds" in table and table["policy_seconds"].notna().any():
+        out["policy time per decision"] = [microseconds_cell(v) for v in table["policy_seconds"]]
+        out["policy time vs dense"] = [
+            "" if pd.isna(v) else f"{v:.2f}x" for v in table["policy_time_ratio"]]
+    return out.set_index(["environment", "method"])
 
 
 def short_markdown(table: pd.DataFrame, keep: float = KEEP) -> str:
@@ -428,18 +515,23 @@ def short_markdown(table: pd.DataFrame, keep: float = KEEP) -> str:
 
 
 def distill_cost_display(costs: pd.DataFrame) -> pd.DataFrame:
-    """A :func:`distill_cost_table` formatted for a page, indexed by environment and student."""
+    """A :func:`distill_cost_table` for a page, indexed by environment and student.
+
+    Steps as counts, CPU and wall times in seconds (the CPU time per distillation with its
+    interval over seeds, and the longest of any one).
+    """
     out = pd.DataFrame({
-        "env": costs["env"], "student": costs["student"],
+        "environment": costs["env"],
+        "student (hidden units)": costs["student"].map(lambda s: s.replace("x", " x ")),
         "distillations": costs["distillations"],
-        "env steps": [f"{v:,.0f}" for v in costs["env_steps"]],
+        "environment steps": [f"{v:,.0f}" for v in costs["env_steps"]],
         "gradient steps": [f"{v:,.0f}" for v in costs["gradient_steps"]],
-        "CPU s": [interval_cell(e, lo, hi, "{:.1f}") for e, lo, hi in zip(
+        "CPU time per distillation [95% CI]": [seconds_cell(e, lo, hi) for e, lo, hi in zip(
             costs["cpu_seconds"], costs["ci_low"], costs["ci_high"], strict=True)],
-        "max CPU s": [f"{v:.1f}" for v in costs["max_cpu_seconds"]],
-        "wall s": [f"{v:.1f}" for v in costs["wall_seconds"]],
+        "longest CPU time": [seconds_cell(v) for v in costs["max_cpu_seconds"]],
+        "wall-clock time": [seconds_cell(v) for v in costs["wall_seconds"]],
     })
-    return out.set_index(["env", "student"])
+    return out.set_index(["environment", "student (hidden units)"])
 
 
 def sweeps_note(results: ChapterResults) -> str:
@@ -463,37 +555,40 @@ def sweeps_note(results: ChapterResults) -> str:
 
 
 def target_display(targets: pd.DataFrame, keep: float = KEEP) -> pd.DataFrame:
-    """A :func:`target_table` formatted for a page, indexed by environment."""
+    """A :func:`target_table` for a page, indexed by environment.
+
+    Sizes in kB, factors as ``336x``, the normalized return in %, each target with whether it is
+    met.
+    """
     out = pd.DataFrame({
-        "env": targets["env"],
+        "environment": targets["env"],
         f"smallest model keeping {keep:g}%": [s if isinstance(s, str) else "none"
                                               for s in targets["spec"]],
         "method": targets["method"].fillna(""),
-        "model bytes": ["" if math.isnan(v) else f"{v:,.0f}" for v in targets["bytes"]],
-        "factor": ["" if math.isnan(v) else _factor_text(v) for v in targets["factor"]],
-        "normalized return (%)": ["" if math.isnan(v) else f"{v:.1f}"
-                                  for v in targets["normalized_return"]],
-        "target": [f"{_factor_text(t)}: {_met(m)}" for t, m in zip(
+        "model size": [size_cell(v) for v in targets["bytes"]],
+        "smaller than dense": [factor_cell(v) for v in targets["factor"]],
+        "return, % of dense": [percent_cell(v) for v in targets["normalized_return"]],
+        "target": [f"{factor_cell(t)}: {_met(m)}" for t, m in zip(
             targets["target"], targets["target_met"], strict=True)],
-        "stretch": [f"{_factor_text(t)}: {_met(m)}" for t, m in zip(
+        "stretch target": [f"{factor_cell(t)}: {_met(m)}" for t, m in zip(
             targets["stretch"], targets["stretch_met"], strict=True)],
     })
-    return out.set_index("env")
+    return out.set_index("environment")
 
 
 def target_markdown(targets: pd.DataFrame, keep: float = KEEP) -> str:
     """One bullet per environment: the smallest model that keeps the return against the targets."""
     lines = []
     for row in targets.itertuples(index=False):
-        goal = (f"the target ({_factor_text(row.target)}) is **{_met(row.target_met)}**, the "
-                f"stretch target ({_factor_text(row.stretch)}) is **{_met(row.stretch_met)}**")
+        goal = (f"the target ({factor_cell(row.target)}) is **{_met(row.target_met)}**, the "
+                f"stretch target ({factor_cell(row.stretch)}) is **{_met(row.stretch_met)}**")
         if row.spec is None:
             lines.append(f"- **{row.env}**: no compressed model keeps {keep:g}% of the dense "
                          f"agent's normalized return; {goal}.")
             continue
         lines.append(f"- **{row.env}**: the smallest model that keeps at least {keep:g}% is "
-                     f"`{row.spec}` ({row.method}): {row.bytes:,.0f} model bytes, "
-                     f"{_factor_text(row.factor)} smaller than the dense float32 model, at "
+                     f"`{row.spec}` ({row.method}): {size_cell(row.bytes)} of model bytes, "
+                     f"{factor_cell(row.factor)} smaller than the dense float32 model, at "
                      f"{row.normalized_return:.1f}% normalized return; {goal}.")
     return "\n".join(lines)
 
@@ -507,10 +602,10 @@ def gain_markdown(gains: pd.DataFrame, keep: float = KEEP) -> str:
     lines = []
     for row in gains.itertuples(index=False):
         poster = ("none of the poster's methods keeps the return" if row.poster_spec is None
-                  else f"the poster's methods reach {_factor_text(row.poster_factor)} "
+                  else f"the poster's methods reach {factor_cell(row.poster_factor)} "
                        f"(`{row.poster_spec}`, {row.poster_method})")
         student = ("no distilled student keeps the return" if row.distill_spec is None
-                   else f"a distilled student reaches {_factor_text(row.distill_factor)} "
+                   else f"a distilled student reaches {factor_cell(row.distill_factor)} "
                         f"(`{row.distill_spec}`)")
         ratio = "" if math.isnan(row.gain) else f": **{row.gain:,.1f} times smaller**"
         lines.append(f"- **{row.env}**: keeping {keep:g}% of the return, {poster}; {student}"
@@ -571,44 +666,79 @@ def bytes_table(frame: pd.DataFrame, *, trained: bool = False) -> pd.DataFrame:
 
 # The figure ---------------------------------------------------------------------------------------
 
-POSTER_MARKER, BEYOND_MARKER, DISTILL_MARKER = "o", "s", "D"
-"""Markers of the poster's families, of the other compressions, and of distilled students."""
-
-_TAB20 = mpl.colormaps["tab20"].colors
-FAMILY_COLORS = {
-    "prune": _TAB20[0], "prune+int8": _TAB20[18], "prune, fine-tuned": _TAB20[1],
-    "lowrank": _TAB20[2], "lowrank+int8": _TAB20[16], "int8": _TAB20[4],
-    "int4": _TAB20[8], "int4 QAT": _TAB20[9], "int2": _TAB20[10], "int2 QAT": _TAB20[11],
-    "gradual prune": _TAB20[12],
-    "distill": "#d62728", "distill+int8": "#ff9896", "distill+int4": "#7f0000",
-    "distill+int2": "#e377c2",
-}
-"""The colour of each family in :func:`frontier_figure` (related families in related colours,
-distilled students in reds); other families are grey."""
+FIGURE_HEIGHT_IN = 7.6
+"""Height (inches) of :func:`frontier_panels`: three rows of about two inches and the legend."""
 
 
-def _family_color(family: str) -> tuple | str:
-    return FAMILY_COLORS.get(family, "0.5")
+def is_beyond_family(family: str) -> bool:
+    """Whether a family goes beyond the poster without distilling: fewer bits, QAT, gradual."""
+    return family not in ("dense", RANDOM_POLICY) and not is_poster_family(family) \
+        and not is_distill_family(family)
 
 
-def _marker(family: str) -> str:
-    if is_distill_family(family):
-        return DISTILL_MARKER
-    return POSTER_MARKER if is_poster_family(family) else BEYOND_MARKER
+PANELS = (("The poster's methods: pruning, rank reduction, int8", is_poster_family),
+          ("Fewer bits, quantization-aware training, gradual pruning", is_beyond_family),
+          ("Distilled students, alone and quantized", is_distill_family))
+"""The rows of :func:`frontier_panels`: a title and which families it shows."""
+
+def is_reference_label(label: str) -> bool:
+    """Whether a legend entry of :func:`frontier_figure` is a reference, not a family.
+
+    The references are the dense star, the ring, the ``keep`` line and the target sizes;
+    :func:`frontier_panels` gives them one legend below its rows.
+    """
+    return (label == "dense" or label.startswith("smallest that keeps")
+            or label.endswith(("smaller than dense", "% of dense")))
+
+
+def bytes_tick(value: float, _position: float | None = None) -> str:
+    """A tick label of a bytes axis: ``500 B``, ``2 kB``, ``100 kB``, ``1 MB``."""
+    for unit, size in (("MB", 1e6), ("kB", 1e3)):
+        if value >= size:
+            return f"{value / size:g} {unit}"
+    return f"{value:g} B"
+
+
+def set_bytes_axis(ax: Axes, low: float, high: float) -> None:
+    """A log x axis from ``low`` to ``high`` bytes with labelled ticks that never collide.
+
+    Ticks at every power of ten, or at 1, 2 and 5 times them when the axis spans less than two
+    decades; minor ticks unlabelled. The limits are set, so no tick outside them is drawn.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    subs = (1.0,) if math.log10(high / low) >= 2 else (1.0, 2.0, 5.0)
+    ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(bytes_tick))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _bytes_limits(points: pd.DataFrame, env: str,
+                  targets: dict[str, FactorTarget]) -> tuple[float, float]:
+    sizes = list(points["bytes"].astype(float))
+    dense = points[points["method"] == "dense"]
+    goal = targets.get(env)
+    if goal is not None and len(dense):
+        sizes += [float(dense["bytes"].iat[0]) / f for f in (goal.target, goal.stretch)]
+    if not sizes:
+        return 100.0, 1e6
+    return min(sizes) / 1.6, max(sizes) * 1.6
 
 
 def frontier_figure(frame: pd.DataFrame, env: str, ax: Axes, *, keep: float = KEEP,
                     ymin: float = -25.0, intervals: IntervalSettings = DEFAULT_INTERVALS,
                     targets: dict[str, FactorTarget] = FACTOR_TARGETS,
-                    title: str | None = None) -> pd.DataFrame:
-    """Normalized return against model bytes (log scale) for every model of one environment.
+                    title: str | None = None, families=None, legend: bool = True) -> pd.DataFrame:
+    """Normalized return against model bytes (log scale) for the models of one environment.
 
-    One colour per method family (circles: the poster's methods; squares: fewer bits, gradual
-    pruning, QAT; diamonds: distilled students), error bars the 95% t intervals over seeds; the
-    dense model is a black star, the dashed line is ``keep`` % and the dotted vertical lines are
-    the sizes the issue's target and stretch factors ask for. The model of each family that
-    :func:`frontier_table` picks, if it keeps the return, is ringed in black. Models whose mean
-    lies below ``ymin`` are drawn on the bottom edge as downward triangles, without error bars.
+    One colour and marker of the book's palette per method family (in :data:`FAMILY_ORDER`), error
+    bars the 95% t intervals over seeds; the dense model is a black star, the dashed line is
+    ``keep`` % and the dotted vertical lines are the sizes the issue's target and stretch factors
+    ask for. The model of each family that :func:`frontier_table` picks, if it keeps the return,
+    is ringed in black. Models whose mean lies below ``ymin`` are drawn hollow on the bottom edge,
+    without error bars.
 
     Args:
         frame: the tidy frame (see :func:`spec_points`).
@@ -619,53 +749,103 @@ def frontier_figure(frame: pd.DataFrame, env: str, ax: Axes, *, keep: float = KE
         intervals: the interval over seeds.
         targets: the factor targets (vertical lines), per environment.
         title: axes title (default the environment).
+        families: which families to draw (a predicate on the family's name); all by default.
+        legend: draw a legend to the right of the axes (outside the data).
 
     Returns:
-        The points drawn (:data:`POINT_COLUMNS`).
+        The points drawn (:data:`POINT_COLUMNS`), the dense model always among them.
     """
     mine = frame[frame["env"] == env]
     points = spec_points(mine, intervals) if len(mine) else pd.DataFrame(
         columns=list(POINT_COLUMNS))
-    handles = []
+    if families is not None:
+        points = points[(points["method"] == "dense") | points["method"].map(families)]
     picks = {(r.method, r.spec) for r in frontier_table(mine, keep, intervals).itertuples()
              if r.normalized_return >= keep} if len(points) else set()
-    top = 105.0
-    for family, group in points.groupby("method", sort=False):
-        color, marker = _family_color(family), _marker(family)
-        if family == "dense":
-            ax.plot(group["bytes"], group["normalized_return"], "*", ms=12, color="k",
-                    zorder=5)
-            handles.append(Line2D([], [], marker="*", ls="", ms=10, color="k", label="dense"))
-            continue
+    top, ringed_once = 105.0, False
+    shown = [f for f in points["method"].unique() if f != "dense"]
+    for i, family in enumerate(shown):
+        group = points[points["method"] == family]
+        color, symbol = colour(i), marker(i)
         low = group["normalized_return"] < ymin
-        shown = group[~low]
-        if len(shown):
-            ax.errorbar(shown["bytes"], shown["normalized_return"], yerr=error_bars(
-                shown.rename(columns={"normalized_return": "estimate"})), fmt=marker, ms=5,
-                color=color, capsize=2, elinewidth=0.7, alpha=0.9)
-            top = max(top, float(np.nanmax(shown["ci_high"])) + 3.0)
+        above = group[~low]
+        ax.errorbar(above["bytes"], above["normalized_return"], yerr=error_bars(
+            above.rename(columns={"normalized_return": "estimate"})), fmt=symbol, ms=5,
+            color=color, capsize=2, elinewidth=0.8, label=family)
+        if len(above):
+            top = max(top, float(np.nanmax(above[["normalized_return", "ci_high"]])) + 3.0)
         if low.any():
-            ax.plot(group.loc[low, "bytes"], np.full(int(low.sum()), ymin), "v", ms=5,
-                    color=color, alpha=0.9, clip_on=False)
+            ax.plot(group.loc[low, "bytes"], np.full(int(low.sum()), ymin), symbol, ms=5,
+                    mfc="white", color=color, clip_on=False)
         ringed = group[[(family, s) in picks for s in group["spec"]]]
-        ax.plot(ringed["bytes"], ringed["normalized_return"], "o", ms=11, mfc="none",
-                mec="k", mew=0.8)
-        handles.append(Line2D([], [], marker=marker, ls="", ms=5, color=color, label=family))
-    ax.axhline(keep, color="0.3", ls="--", lw=0.9)
-    handles.append(Line2D([], [], color="0.3", ls="--", lw=0.9, label=f"{keep:g}% of dense"))
-    dense = points[(points["method"] == "dense")]
+        if len(ringed):
+            ax.plot(ringed["bytes"], ringed["normalized_return"], "o", ms=12, mfc="none",
+                    mec="k", mew=0.9, label=None if ringed_once else
+                    f"smallest that keeps {keep:g}%")
+            ringed_once = True
+    dense = points[points["method"] == "dense"]
+    if len(dense):
+        ax.plot(dense["bytes"], dense["normalized_return"], "*", ms=12, color="k", zorder=5,
+                label="dense")
+    ax.axhline(keep, color="0.3", ls="--", lw=0.9, label=f"{keep:g}% of dense")
     goal = targets.get(env)
     if goal is not None and len(dense):
         for factor, style in ((goal.target, ":"), (goal.stretch, (0, (1, 3)))):
-            ax.axvline(float(dense["bytes"].iat[0]) / factor, color="0.5", ls=style, lw=0.9)
-            handles.append(Line2D([], [], color="0.5", ls=style, lw=0.9,
-                                  label=f"{_factor_text(factor)} smaller than dense"))
-    ax.set_xscale("log")
-    ax.set_ylim(ymin - 3.0, top)
-    finish_axes(ax, "Model bytes (tensor payload of the file, log scale)",
-                "Normalized return (% of dense)", title or env, empty=points.empty,
-                legend=False)
-    if handles and not points.empty:
-        ax.legend(handles=handles, fontsize="x-small", loc="center left",
+            ax.axvline(float(dense["bytes"].iat[0]) / factor, color="0.4", ls=style, lw=1.0,
+                       label=f"{_factor_text(factor)} smaller than dense")
+    set_bytes_axis(ax, *_bytes_limits(points, env, targets))
+    ax.set_ylim(ymin - 4.0, top)
+    finish_axes(ax, "Model bytes (log scale)", "Return (% of dense)", title or env,
+                empty=points.empty, legend=False)
+    if legend and not points.empty:
+        handles, labels = ax.get_legend_handles_labels()
+        order = sorted(range(len(labels)), key=lambda k: labels[k] != "dense")
+        ax.legend([handles[k] for k in order], [labels[k] for k in order], loc="center left",
                   bbox_to_anchor=(1.01, 0.5), frameon=False)
     return points
+
+
+def frontier_panels(frame: pd.DataFrame, env: str, *, keep: float = KEEP, ymin: float = -25.0,
+                    intervals: IntervalSettings = DEFAULT_INTERVALS,
+                    targets: dict[str, FactorTarget] = FACTOR_TARGETS) -> Figure:
+    """The frontier of one environment as a page-wide figure in the book style.
+
+    One row per group of families (:data:`PANELS`), sharing the bytes axis and the return range.
+
+    Each row has the dense star, the ``keep`` line and the target sizes, and its families'
+    legend beside it; the reference lines have one legend below the rows.
+
+    Returns:
+        The figure (:data:`~rlcomp.analysis.plotting.PAGE_WIDTH_IN` wide); pass it through
+        :func:`~rlcomp.analysis.plotting.readable` before showing it, and close it
+        (``plt.close``) after.
+    """
+    import matplotlib.pyplot as plt
+
+    with book_style():
+        fig = plt.figure(figsize=(PAGE_WIDTH_IN, FIGURE_HEIGHT_IN), layout="constrained")
+        axes = fig.subplots(len(PANELS), 1, sharex=True)
+        references: dict[str, object] = {}
+        tops = []
+        for ax, (name, which) in zip(axes, PANELS, strict=True):
+            frontier_figure(frame, env, ax, keep=keep, ymin=ymin, intervals=intervals,
+                            targets=targets, title=name, families=which, legend=False)
+            tops.append(ax.get_ylim()[1])
+            families = []
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                if is_reference_label(label):
+                    references.setdefault(label, handle)
+                else:
+                    families.append((handle, label))
+            if families:
+                ax.legend(*zip(*families, strict=True), loc="center left",
+                          bbox_to_anchor=(1.01, 0.5), frameon=False)
+            if ax is not axes[-1]:
+                ax.set_xlabel("")
+        for ax in axes:
+            ax.set_ylim(ymin - 4.0, max(tops))
+        if references:
+            fig.legend(list(references.values()), list(references), loc="outside lower center",
+                       ncols=3, frameon=False)
+        fig.suptitle(env)
+    return fig

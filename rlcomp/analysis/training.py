@@ -2,9 +2,11 @@
 
 Every number comes from a checkpoint's JSON (:func:`rlcomp.checkpoint.load_checkpoint`); the
 only numbers defined here are the training targets the project set for the two agents of the study.
-Functions return pandas DataFrames or Markdown; the figure of the training curves is
-:func:`rlcomp.analysis.figures.training_curves`. The setup chapter calls them and holds no logic
-of its own.
+Functions return pandas DataFrames or Markdown: the ``*_view`` tables keep the stored numbers
+(the regression baseline checks one of them), the ``*_display`` tables are what a reader sees
+(words for column names, returns to one decimal, times in seconds). :func:`training_figure` draws
+every training curve as one page-wide figure. The setup chapter calls them and holds no logic of
+its own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
+from rlcomp.analysis.plotting import PAGE_WIDTH_IN, book_style, colour, marker
 from rlcomp.checkpoint import Checkpoint, load_checkpoint
 from rlcomp.envs import STUDY_ENVS
 
@@ -156,6 +162,78 @@ def cost_view(table: pd.DataFrame) -> pd.DataFrame:
     return view.round({"return_mean": 1, "train_wall_seconds": 0, "train_cpu_seconds": 0})
 
 
+def _algorithm(algo: str, variant: str) -> str:
+    name = ALGO_NAMES.get(algo, algo)
+    return name if variant in ("n/a", "") else f"{name} ({variant})"
+
+
+def _return(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:,.1f}"
+
+
+def _index(table: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([table["env"], table["train_seed"]],
+                                     names=["environment", "training seed"])
+
+
+def returns_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`returns_view` for a page: column names in words, returns to one decimal.
+
+    Args:
+        table: from :func:`checkpoint_table`.
+    """
+    return pd.DataFrame({
+        "algorithm": [_algorithm(a, v) for a, v in zip(table["algo"], table["variant"],
+                                                        strict=True)],
+        "training (environment steps)": [f"{v:,}" for v in table["train_steps"]],
+        "kept snapshot (environment step)": [f"{v:,}" for v in table["selected_step"]],
+        "evaluation episodes": list(table["eval_episodes"]),
+        "mean return": [_return(v) for v in table["return_mean"]],
+        "standard deviation": [_return(v) for v in table["return_std"]],
+        "interquartile mean": [_return(v) for v in table["return_iqm"]],
+    }, index=_index(table))
+
+
+def _seconds(value: float) -> str:
+    if pd.isna(value):
+        return ""
+    return f"{value:,.0f} s"
+
+
+def cost_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cost_view` for a page, indexed by environment and training seed.
+
+    Steps, the mean return to one decimal, times in whole seconds (the unit of the targets),
+    the target in words and whether it is met.
+
+    Args:
+        table: from :func:`checkpoint_table`.
+    """
+    return pd.DataFrame({
+        "training (environment steps)": [f"{v:,}" for v in table["train_steps"]],
+        "mean return": [_return(v) for v in table["return_mean"]],
+        "wall-clock time": [_seconds(v) for v in table["train_wall_seconds"]],
+        "CPU time": [_seconds(v) for v in table["train_cpu_seconds"]],
+        "target": list(table["target"]),
+        "meets target": list(table["meets_target"].map({True: "yes", False: "no"}).fillna(
+            "n/a")),
+    }, index=_index(table))
+
+
+def headline_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`headline_numbers` for a page: the final mean return of every agent, one decimal.
+
+    Args:
+        table: from :func:`checkpoint_table`.
+    """
+    return pd.DataFrame({
+        "algorithm": [_algorithm(a, v) for a, v in zip(table["algo"], table["variant"],
+                                                        strict=True)],
+        "mean return": [_return(v) for v in table["return_mean"]],
+        "evaluation episodes": list(table["eval_episodes"]),
+    }, index=_index(table))
+
+
 def headline_numbers(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     """The chapter's headline: the final mean return of every agent, per environment and seed."""
     view = table.set_index(["env", "algo", "variant", "train_seed"])[["return_mean"]]
@@ -264,3 +342,78 @@ def _comparison(rows: pd.DataFrame, variants: pd.DataFrame | None, env_id: str) 
                      f"{r.train_steps:,} steps in {r.train_wall_seconds:.0f} s"
                      for r in other.itertuples())
     return f" For comparison, runs of the variant not used: {runs}."
+
+
+# The figure ---------------------------------------------------------------------------------------
+
+def _panel_title(env: str, runs: pd.DataFrame) -> str:
+    kinds = sorted({v if a == "pg" else ALGO_NAMES.get(a, a)
+                    for a, v in zip(runs["algo"], runs["variant"], strict=True)})
+    return f"{env}, {' / '.join(kinds)}" if kinds else env
+
+
+def training_figure(curves: pd.DataFrame, envs: tuple[str, ...] = STUDY_ENVS,
+                    window: int = 20, height: float = 3.9) -> Figure:
+    """Every training curve, one panel per environment, as a page-wide figure in the book style.
+
+    Solid lines: training-episode returns smoothed by a trailing mean over ``window`` episodes;
+    markers joined by dashed lines: the selection evaluations; dotted line: the target mean
+    return. Each training seed has one colour and marker of the book's palette in every panel;
+    one legend below the panels names them.
+
+    Args:
+        curves: from :func:`curve_table`.
+        envs: the environments, one panel each.
+        window: episodes in the trailing mean of the training returns.
+        height: the figure's height in inches.
+
+    Returns:
+        The figure (:data:`~rlcomp.analysis.plotting.PAGE_WIDTH_IN` wide); pass it through
+        :func:`~rlcomp.analysis.plotting.readable` before showing it, and close it
+        (``plt.close``) after.
+    """
+    seeds = sorted(curves["train_seed"].unique()) if len(curves) else []
+    import matplotlib.pyplot as plt
+
+    with book_style():
+        fig = plt.figure(figsize=(PAGE_WIDTH_IN, height), layout="constrained")
+        axes = fig.subplots(1, len(envs), squeeze=False)[0]
+        handles = {}
+        for env, ax in zip(envs, axes, strict=True):
+            mine = curves[curves["env"] == env]
+            ax.set_title(_panel_title(env, mine), fontsize="medium")
+            if mine.empty:
+                ax.text(0.5, 0.5, "no checkpoints", ha="center", va="center",
+                        transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            for (seed, _, _), run in mine.groupby(["train_seed", "algo", "variant"], sort=True):
+                i = seeds.index(seed)
+                episodes = run[run["curve"] == "episode"]
+                smooth = episodes["return"].rolling(window, min_periods=1).mean()
+                ax.plot(episodes["step"], smooth, color=colour(i), lw=1.2)
+                evals = run[run["curve"] == "selection eval"]
+                ax.plot(evals["step"], evals["return"], color=colour(i), ls="--", lw=0.8,
+                        marker=marker(i), ms=4)
+                handles.setdefault(f"seed {seed}", Line2D(
+                    [], [], color=colour(i), marker=marker(i), ms=4, lw=1.2))
+            target = TARGETS.get(env)
+            if target is not None:
+                ax.axhline(target.min_return, color="0.3", ls=":", lw=1.2)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+            ax.set_xlabel("Environment steps")
+            ax.set_ylabel("Return")
+        handles[f"episodes, mean of {window}"] = Line2D([], [], color="0.3", lw=1.2)
+        handles["selection evaluations"] = Line2D([], [], color="0.3", ls="--", lw=0.8,
+                                                  marker="o", ms=4)
+        handles["target"] = Line2D([], [], color="0.3", ls=":", lw=1.2)
+        renderer = fig._get_renderer()
+        for columns in range(min(len(handles), 6), 0, -1):
+            legend = fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                                ncols=columns, frameon=False)
+            if legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width or columns == 1:
+                break
+            legend.remove()
+    return fig
