@@ -54,14 +54,17 @@ and 8), fine-tuning's budget and levels, and the environment steps of a distilla
 profile the spec's default, 200,000)."""
 
 BOOK_CHAPTERS = ("00-setup", "01-pruning", "02-low-rank", "03-quantization", "04-fine-tuning",
-                 "05-verdicts", "06-beyond-the-poster", "07-choose")
-"""The book's chapters in order: the one home of their names (``notebooks/NAME.py``, the files of
-``_toc.yml``; a test checks both agree with this tuple). Code names a chapter by the constants
-below, never by its text. The reproduction (01 to 04) ends with its verdicts (05); what goes
-beyond the poster's methods (06) comes after them, and ``rlcomp choose`` on single policies (07)
-last."""
+                 "05-verdicts", "06-beyond-the-poster", "07-choose", "08-findings", "09-methods")
+"""The book's chapters in the order they are executed: the one home of their names
+(``notebooks/NAME.py``, the files of ``_toc.yml``; a test checks both hold these names). Code
+names a chapter by the constants below, never by its text. The reproduction (01 to 04) ends with
+its verdicts (05); what goes beyond the poster's methods (06) comes after them, ``rlcomp choose``
+on single policies (07) next; the findings (08) read the results of 01 to 06, so they run after
+them although the reader meets them first (``_toc.yml`` puts them after the introduction), and
+the methods (09) describe how all of them were made."""
 
-SETUP, PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING, VERDICTS, BEYOND, CHOOSE = BOOK_CHAPTERS
+(SETUP, PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING, VERDICTS, BEYOND, CHOOSE, FINDINGS,
+ METHODS) = BOOK_CHAPTERS
 
 CHAPTERS = (PRUNING, LOW_RANK, QUANTIZATION, FINE_TUNING, BEYOND)
 """The chapters that run a sweep (each has a plan below and files under ``sweeps/``)."""
