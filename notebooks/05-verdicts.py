@@ -24,11 +24,12 @@
 #
 # How the numbers are made:
 #
-# - **The unit is the training seed.** Five agents per environment were trained from five seeds;
-#   each measurement is one number per seed (each seed's mean over 100 evaluation episodes, or a
-#   paired difference), and its interval is the Student-t interval over the seeds. Its coverage,
-#   simulated at 5 seeds x 100 episodes from distributions shaped like ours (skewed, with failure
-#   episodes), is printed by `benchmarks/interval_coverage.py`.
+# - **The unit is the training seed.** Each environment's agents were trained from several
+#   seeds; each measurement is one number per seed (each seed's mean over its evaluation
+#   episodes, or a paired difference), and its interval is the Student-t interval over the seeds.
+#   Its coverage, simulated at the study's numbers of seeds and episodes from distributions shaped
+#   like ours (skewed, with failure episodes), is on [How the numbers were made](09-methods),
+#   with those numbers.
 # - **Returns are normalized** per environment and seed as 100 x (x - random) / (dense - random):
 #   dense is 100, uniformly random actions (evaluated on the same episodes) are 0. Raw returns
 #   never cross environments.
