@@ -118,3 +118,10 @@ wide_table(fig3, "prune", metric="return_mean")
 # on every x86-64 processor; HalfCheetah's returns move with another processor's last bits
 # (tests/test_portable_regression.py checks its policies instead)
 portable(wide_table(fig3, "prune", metric="return_mean"))
+
+# %% [markdown]
+# ## Data
+#
+# Every measurement behind this chapter is a row of [`results.csv`](data/results.csv) (one row per
+# checkpoint, spec, fine-tuning, training seed and metric, with the provenance of its job), written
+# by [Verdicts](05-verdicts) from the results store.

@@ -238,3 +238,10 @@ finetune_table(frame, envs=envs)
 # Fine-tuned returns are left out: fine-tuning's episodes, and with them its weights, diverge with
 # another processor's last bits, in both environments (the naive returns are checked in 01-03).
 finetune_table(frame, envs=envs, metric="bytes")
+
+# %% [markdown]
+# ## Data
+#
+# Every measurement behind this chapter is a row of [`results.csv`](data/results.csv) (one row per
+# checkpoint, spec, fine-tuning, training seed and metric, with the provenance of its job), written
+# by [Verdicts](05-verdicts) from the results store.

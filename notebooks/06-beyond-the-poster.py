@@ -229,9 +229,10 @@ frontier_display(spec_points(frame))
 # ## Headline numbers
 #
 # The smallest file that keeps the return, per environment, and its factor against the targets.
-# In the `full` profile the frontier table is also written as `book/data/frontier.csv`, with
-# exactly the columns `env, method, spec, bytes, file_bytes, factor, normalized_return, ci_low,
-# ci_high, n_seeds, env_steps, cpu_seconds` (`bytes` are model bytes).
+# In the `full` profile the frontier table is also written as
+# [`frontier.csv`](data/frontier.csv), with exactly the columns `env, method, spec, bytes,
+# file_bytes, factor, normalized_return, ci_low, ci_high, n_seeds, env_steps, cpu_seconds`
+# (`bytes` are model bytes).
 
 # %%
 target_display(target_table(table))
