@@ -119,8 +119,10 @@ plt.close(fig)
 # study's measure). Bottom: wall time per environment step. Error bars: 95% t confidence
 # intervals over training seeds, in both directions. Dashed: ordinary least-squares line of the
 # compressions' mean returns on their mean times, naive and fine-tuned apart, with its 95%
-# confidence band; the slopes are listed below. The dense agent fine-tuned (the control) is left
-# out here; its return is in the table at the end.
+# confidence band; the slopes are listed below. The line treats each compression's mean as one
+# observation, so its band reflects the scatter between compressions, not the spread between
+# training seeds (the error bars show that). The dense agent fine-tuned (the control) is left out
+# here; its return is in the table at the end.
 # ```
 
 # %%
