@@ -226,12 +226,7 @@ def headline_display(table: pd.DataFrame) -> pd.DataFrame:
     Args:
         table: from :func:`checkpoint_table`.
     """
-    return pd.DataFrame({
-        "algorithm": [_algorithm(a, v) for a, v in zip(table["algo"], table["variant"],
-                                                        strict=True)],
-        "mean return": [_return(v) for v in table["return_mean"]],
-        "evaluation episodes": list(table["eval_episodes"]),
-    }, index=_index(table))
+    return returns_display(table)[["algorithm", "mean return", "evaluation episodes"]]
 
 
 def headline_numbers(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
